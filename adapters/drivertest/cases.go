@@ -1,0 +1,35 @@
+package drivertest
+
+// cases is the suite: each behaviour, and the rule a failure reports.
+func cases() []testCase {
+	return []testCase{
+		// Producer and round trip.
+		{"ProduceConsumeRoundTrip", "records come back with the key, value and headers they were sent with; a nil key stays nil and an empty value stays empty", testRoundTrip},
+		{"KeyedRecordsLandOnMurmur2Partition", "a keyed record goes to murmur2(key) mod partitions, like Kafka's Java client, on every backend", testKeyPartition},
+		{"SendReturnsReadBackPosition", "Send returns the partition and offset at which the record is read back", testSendPosition},
+		{"AsyncCallbacksDeliveredByFlushAndClose", "every SendAsync callback runs exactly once, by the time Flush returns, and by the time Close returns", testAsyncCallbacks},
+		{"RecordPartitionOverride", "with RecordPartition a record goes to its own partition; an out-of-range partition fails with InvalidArgument", testRecordPartition},
+		{"MissingTopicIsNotFound", "a consumer of a missing topic fails in New with NotFound", testMissingTopic},
+		{"UseAfterCloseIsClosed", "every call after Close fails with Closed, and Close is idempotent", testUseAfterClose},
+		{"InvalidOptionsNameTheField", "invalid options fail New with InvalidArgument and an error naming the field", testInvalidOptions},
+		{"AsExposesNativeClient", "As exposes the native client, and returns false for nil", testAs},
+		{"PollMarkCommitManual", "with CommitManual, only marked records are committed, and only at Commit", testPollManual},
+		{"PauseResume", "a paused partition delivers nothing new until resumed", testPauseResume},
+
+		// Consumer semantics.
+		{"CommitThenRestartResumes", "a restarted group resumes right after the last processed record: nothing lost, nothing repeated", testCommitRestart},
+		{"HandlerErrorStopsCommits", "a handler error stops the consumer and nothing at or after the failed record is committed", testHandlerError},
+		{"HandlerPanicStopsCommits", "a handler panic is an error: the consumer stops and the record is not committed", testHandlerPanic},
+		{"InitialLatestSkipsHistory", "a new group with Initial=latest reads only records produced after its start decisions", testInitialLatest},
+		{"InitialEarliestReadsHistory", "a new group with Initial=earliest reads the whole history", testInitialEarliest},
+
+		// The start-offset guarantee.
+		{"GuaranteeNewPartitionUnderLoad", "partitions added while a latest group runs are read from offset 0: zero records lost", testNewPartitionUnderLoad},
+		{"GuaranteeNonLeaderNoticesGrowth", "growth noticed only by a member that is not the group leader still gets the new partitions assigned and read from 0", testNonLeaderDiscovery},
+		{"GuaranteePartitionsAddedWhileStopped", "partitions added while the group is stopped are read from earliest after restart; old partitions resume at their commits", testAddedWhileStopped},
+		{"GuaranteeMemberDiesAfterDecision", "a member that dies after the start decision but before processing loses nothing: the next owner starts at the stored decision", testDiesAfterDecision},
+		{"GuaranteeFirstGenerationRace", "a brand-new group of 3 members at Initial=latest replays no history on any partition", testFirstGenerationRace},
+		{"GuaranteeRawClientCommits", "commits written by another client (no polykafka metadata) resume, and uncommitted partitions of that known topic are new (earliest)", testRawClientCommits},
+		{"GuaranteeTwoMembersTakeover", "two members split the partitions; when one leaves, the other takes over with zero loss", testTwoMembersTakeover},
+	}
+}

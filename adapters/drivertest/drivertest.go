@@ -1,0 +1,304 @@
+// Package drivertest is the conformance suite every polykafka adapter runs.
+// It drives the portable types (consumer.Consumer, producer.Producer) over
+// the adapter under test against a real Kafka protocol peer: an in-process
+// kfake cluster, or the cluster in KAFKA_BROKERS. An adapter passes the
+// suite before it is considered done; third-party adapters run it too:
+//
+//	func TestConformance(t *testing.T) {
+//		drivertest.Run(t, drivertest.Harness{
+//			Name: "mybackend",
+//			NewBackend: func(t *testing.T, brokers []string) driver.Backend { ... },
+//			NativeClient: func(t *testing.T, c *consumer.Consumer, p *producer.Producer) { ... },
+//		})
+//	}
+//
+// Each case is named after the behaviour it checks and fails with the rule
+// it enforces.
+package drivertest
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/polykafka/polykafka"
+	"github.com/polykafka/polykafka/adapters/driver"
+	"github.com/polykafka/polykafka/consumer"
+	"github.com/polykafka/polykafka/internal/testcluster"
+	"github.com/polykafka/polykafka/producer"
+)
+
+// Harness describes the adapter under test.
+type Harness struct {
+	// Name is the backend's name, as Backend.Name returns it.
+	Name string
+	// NewBackend returns a backend on brokers. It should shorten the
+	// client's heartbeat interval (about 250ms) so group tests do not wait
+	// for 3s heartbeats, and must not set anything that changes semantics.
+	NewBackend func(t *testing.T, brokers []string) driver.Backend
+	// CheckAs checks the As escape hatch of a consumer and a producer
+	// opened on the backend: it should assert that each exposes the native
+	// client.
+	CheckAs func(t *testing.T, c *consumer.Consumer, p *producer.Producer)
+}
+
+type testCase struct {
+	name string
+	rule string
+	run  func(t *testing.T, e *env)
+}
+
+// Run runs the conformance suite, one subtest per behaviour.
+func Run(t *testing.T, h Harness) {
+	require.NotNil(t, h.NewBackend, "Harness.NewBackend is required")
+	for _, tc := range cases() {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, h, tc.rule)
+			tc.run(t, e)
+		})
+	}
+}
+
+// env is what one case works with.
+type env struct {
+	t       *testing.T
+	h       Harness
+	rule    string
+	cluster *testcluster.Cluster
+	backend driver.Backend
+	logger  *slog.Logger
+}
+
+func newEnv(t *testing.T, h Harness, rule string) *env {
+	cl := testcluster.New(t)
+	var logger *slog.Logger
+	if os.Getenv("POLYKAFKA_TEST_LOG") != "" {
+		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("test", t.Name())
+	} else {
+		logger = slog.New(&testHandler{t: t})
+	}
+	return &env{t: t, h: h, rule: rule, cluster: cl, backend: h.NewBackend(t, cl.Brokers()), logger: logger}
+}
+
+// ctx returns a context bounded by d that ends with the test.
+func (e *env) ctx(d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	e.t.Cleanup(cancel)
+	return ctx
+}
+
+// consumerOpts fills in test defaults: a fast discovery interval and the
+// env's logger.
+func (e *env) consumerOpts(o *consumer.Options) *consumer.Options {
+	var out consumer.Options
+	if o != nil {
+		out = *o
+	}
+	if out.DiscoveryInterval == 0 {
+		out.DiscoveryInterval = 300 * time.Millisecond
+	}
+	if out.CommitInterval == 0 {
+		out.CommitInterval = 200 * time.Millisecond
+	}
+	if out.Logger == nil {
+		out.Logger = e.logger
+	}
+	return &out
+}
+
+// newConsumer opens a consumer and closes it at the end of the test.
+func (e *env) newConsumer(group string, topics []string, o *consumer.Options) *consumer.Consumer {
+	e.t.Helper()
+	c, err := consumer.New(e.ctx(30*time.Second), e.backend, group, topics, e.consumerOpts(o))
+	require.NoError(e.t, err, "consumer.New")
+	e.t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// newProducer opens a producer and closes it at the end of the test.
+func (e *env) newProducer(o *producer.Options) *producer.Producer {
+	e.t.Helper()
+	var opts producer.Options
+	if o != nil {
+		opts = *o
+	}
+	if opts.Logger == nil {
+		opts.Logger = e.logger
+	}
+	p, err := producer.New(e.ctx(30*time.Second), e.backend, &opts)
+	require.NoError(e.t, err, "producer.New")
+	e.t.Cleanup(func() { _ = p.Close() })
+	return p
+}
+
+// sink collects what a consumer handed out, by partition, and counts each
+// record's deliveries.
+type sink struct {
+	mu    sync.Mutex
+	recs  map[polykafka.TopicPartition][]polykafka.Record
+	count map[string]int // "topic/p@offset" -> deliveries
+}
+
+func newSink() *sink {
+	return &sink{recs: make(map[polykafka.TopicPartition][]polykafka.Record), count: make(map[string]int)}
+}
+
+func (s *sink) add(r *polykafka.Record) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cp := *r
+	s.recs[r.TopicPartition()] = append(s.recs[r.TopicPartition()], cp)
+	s.count[fmt.Sprintf("%s@%d", r.TopicPartition(), r.Offset)]++
+}
+
+// handler records every record it is given and returns nil.
+func (s *sink) handler(_ context.Context, r *polykafka.Record) error {
+	s.add(r)
+	return nil
+}
+
+// values returns the distinct values received, in no particular order.
+func (s *sink) values() map[string]bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]bool)
+	for _, rs := range s.recs {
+		for _, r := range rs {
+			out[string(r.Value)] = true
+		}
+	}
+	return out
+}
+
+// offsets returns the offsets received on tp, in delivery order.
+func (s *sink) offsets(tp polykafka.TopicPartition) []int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []int64
+	for _, r := range s.recs[tp] {
+		out = append(out, r.Offset)
+	}
+	return out
+}
+
+func (s *sink) total() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, rs := range s.recs {
+		n += len(rs)
+	}
+	return n
+}
+
+// missing returns the values of want that were not received, sorted.
+func (s *sink) missing(want []string) []string {
+	got := s.values()
+	var out []string
+	for _, v := range want {
+		if !got[v] {
+			out = append(out, v)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// run runs c.Run(ctx, h) in a goroutine until the test ends (or the
+// consumer is closed) and returns a channel with Run's result.
+func (e *env) run(c *consumer.Consumer, h consumer.Handler) <-chan error {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		done <- c.Run(ctx, h)
+	}()
+	e.t.Cleanup(func() {
+		cancel()
+		select {
+		case <-finished:
+		case <-time.After(30 * time.Second):
+			e.t.Errorf("Run did not return within 30s of its context being cancelled")
+		}
+	})
+	return done
+}
+
+// eventually waits up to d for cond, polling every 20ms, and fails the test
+// with msg (and the rule) if it never holds.
+func (e *env) eventually(d time.Duration, cond func() bool, msg string, args ...any) {
+	e.t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			e.t.Fatalf("%s: %s (waited %v)", e.rule, fmt.Sprintf(msg, args...), d)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// assigned waits until the consumers together own every partition of
+// topic (n partitions), each exactly once.
+func (e *env) assigned(d time.Duration, topic string, n int32, cs ...*consumer.Consumer) {
+	e.t.Helper()
+	e.eventually(d, func() bool {
+		seen := make(map[int32]int)
+		for _, c := range cs {
+			for _, tp := range c.Assignment() {
+				if tp.Topic == topic {
+					seen[tp.Partition]++
+				}
+			}
+		}
+		if int32(len(seen)) != n {
+			return false
+		}
+		for _, k := range seen {
+			if k != 1 {
+				return false
+			}
+		}
+		return true
+	}, "the group did not come to own all %d partitions of %s", n, topic)
+}
+
+// testHandler sends slog output to t.Log, so it shows only for failing
+// tests (or with -v).
+type testHandler struct {
+	t     *testing.T
+	attrs []slog.Attr
+	mu    sync.Mutex
+}
+
+func (h *testHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelInfo }
+
+func (h *testHandler) Handle(_ context.Context, r slog.Record) error {
+	var b strings.Builder
+	b.WriteString(r.Level.String() + " " + r.Message)
+	for _, a := range h.attrs {
+		b.WriteString(" " + a.String())
+	}
+	r.Attrs(func(a slog.Attr) bool {
+		b.WriteString(" " + a.String())
+		return true
+	})
+	defer func() { _ = recover() }() // t.Log after the test ended panics
+	h.t.Log(b.String())
+	return nil
+}
+
+func (h *testHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return &testHandler{t: h.t, attrs: append(append([]slog.Attr(nil), h.attrs...), as...)}
+}
+
+func (h *testHandler) WithGroup(string) slog.Handler { return h }

@@ -1,0 +1,47 @@
+package franz_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/goleak"
+
+	"github.com/polykafka/polykafka/adapters/driver"
+	"github.com/polykafka/polykafka/adapters/drivertest"
+	"github.com/polykafka/polykafka/adapters/franz"
+	"github.com/polykafka/polykafka/consumer"
+	"github.com/polykafka/polykafka/producer"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// testBackend is the franz backend with test timings: a 250ms heartbeat so
+// members learn of rebalances quickly, and a short metadata minimum age.
+func testBackend(_ *testing.T, brokers []string) driver.Backend {
+	return franz.New(
+		kgo.SeedBrokers(brokers...),
+		kgo.HeartbeatInterval(250*time.Millisecond),
+		kgo.MetadataMinAge(100*time.Millisecond),
+	)
+}
+
+func TestConformance(t *testing.T) {
+	drivertest.Run(t, drivertest.Harness{
+		Name:       "franz",
+		NewBackend: testBackend,
+		CheckAs: func(t *testing.T, c *consumer.Consumer, p *producer.Producer) {
+			var cl *kgo.Client
+			require.True(t, c.As(&cl), "a franz consumer exposes its *kgo.Client")
+			assert.NotNil(t, cl)
+			var pcl *kgo.Client
+			require.True(t, p.As(&pcl), "a franz producer exposes its *kgo.Client")
+			assert.NotNil(t, pcl)
+			assert.NotSame(t, cl, pcl, "the consumer and the producer own separate clients")
+		},
+	})
+}

@@ -1,0 +1,64 @@
+package consumer
+
+import (
+	"context"
+
+	"github.com/polykafka/polykafka"
+	"github.com/polykafka/polykafka/discovery"
+)
+
+// Hooks are small interfaces; a value in Options.Hooks implements any
+// number of them. Hooks are called synchronously from the consumer's
+// internal goroutines and must return quickly. New hooks may be added
+// without breaking existing values.
+
+// HookStartDecision is called once per assigned partition with the
+// decision of where it starts, after the decision was stored and before the
+// first record of the partition is handed out.
+type HookStartDecision interface {
+	OnStartDecision(d discovery.Decision)
+}
+
+// HookAssigned is called after partitions were assigned and their start
+// decisions stored, before their first record is handed out.
+type HookAssigned interface {
+	OnPartitionsAssigned(ctx context.Context, tps []polykafka.TopicPartition)
+}
+
+// HookRevoked is called when partitions are revoked cleanly, after their
+// processed offsets were committed.
+type HookRevoked interface {
+	OnPartitionsRevoked(ctx context.Context, tps []polykafka.TopicPartition)
+}
+
+// HookLost is called when partitions were lost (session expiry); their
+// uncommitted progress is processed again by the next owner.
+type HookLost interface {
+	OnPartitionsLost(ctx context.Context, tps []polykafka.TopicPartition)
+}
+
+// HookPartitionsDiscovered is called when partition discovery sees a topic
+// grow, before the group is asked to rebalance.
+type HookPartitionsDiscovered interface {
+	OnPartitionsDiscovered(g discovery.Growth)
+}
+
+// HookCommit is called after every commit of processed offsets with the
+// offsets (next offset to consume per partition) and the error, if any.
+type HookCommit interface {
+	OnCommit(offsets map[polykafka.TopicPartition]int64, err error)
+}
+
+func isHook(h any) bool {
+	switch h.(type) {
+	case HookStartDecision, HookAssigned, HookRevoked, HookLost, HookPartitionsDiscovered, HookCommit:
+		return true
+	}
+	return false
+}
+
+func (c *Consumer) eachHook(fn func(h any)) {
+	for _, h := range c.s.Hooks {
+		fn(h)
+	}
+}

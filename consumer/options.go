@@ -1,0 +1,161 @@
+package consumer
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/polykafka/polykafka/discovery"
+	"github.com/polykafka/polykafka/offsetstore"
+)
+
+// CommitMode says when processed offsets are committed.
+type CommitMode int
+
+const (
+	// CommitPeriodic (the default) commits processed offsets every
+	// CommitInterval, and on revoke and Close.
+	CommitPeriodic CommitMode = iota
+	// CommitManual commits processed offsets only when Commit is called,
+	// and on revoke and Close.
+	CommitManual
+)
+
+// ErrorPolicy says what Run does when the handler returns an error or
+// panics for a record. Whatever the policy, nothing at or after the failed
+// record is committed for that partition until it is handled.
+type ErrorPolicy struct {
+	// Retry retries the failed record with exponential backoff instead of
+	// stopping. False (the default) stops the consumer: Run commits what
+	// was processed before the failed record and returns the error; every
+	// later Run or Poll returns it too, and the application should Close
+	// the consumer. A new consumer of the group resumes at the failed
+	// record.
+	Retry bool
+	// MaxAttempts bounds the attempts of one record when Retry is set;
+	// after the last failure the consumer stops as without Retry. Zero
+	// means retry until the handler succeeds, the partition is revoked or
+	// the context is done.
+	MaxAttempts int
+	// Backoff is the wait before the first retry, doubled after each
+	// failure up to MaxBackoff. Zero means 100ms; zero MaxBackoff means 10s.
+	Backoff, MaxBackoff time.Duration
+}
+
+// Options configure a Consumer. A nil *Options means all defaults; every
+// field's zero value is a documented default.
+type Options struct {
+	// Initial is where partitions start when the group has never read
+	// their topic. Zero means discovery.Latest.
+	Initial discovery.Policy
+	// NewPartitions is where partitions created after the group started
+	// reading their topic start. Zero means discovery.Earliest, which is
+	// what makes growth lossless.
+	NewPartitions discovery.Policy
+	// OutOfRange is where a partition starts when its stored position is
+	// no longer in the log. Zero means discovery.Earliest.
+	OutOfRange discovery.Policy
+
+	// Store keeps the group's positions. Nil means the group's committed
+	// offsets in Kafka (offsetstore.Kafka), which needs no infrastructure.
+	Store offsetstore.Store
+
+	// DiscoveryInterval is how often partition counts are polled so that
+	// new partitions are assigned quickly. Zero means
+	// discovery.DefaultInterval (5s); a negative value disables polling
+	// (new partitions are then found at the backend's own metadata
+	// refresh, and still start at earliest).
+	DiscoveryInterval time.Duration
+
+	// Commit is the commit mode. Zero means CommitPeriodic.
+	Commit CommitMode
+	// CommitInterval is the period of CommitPeriodic. Zero means 5s.
+	CommitInterval time.Duration
+
+	// OnError is the handler error policy of Run. Zero means stop.
+	OnError ErrorPolicy
+
+	// MaxPollRecords bounds the records one fetch returns (and so the
+	// batches of RunBatch and Poll). Zero means 1000.
+	MaxPollRecords int
+
+	// CloseTimeout bounds Close, and New when its context has no deadline.
+	// Zero means 30s.
+	CloseTimeout time.Duration
+
+	// Logger receives the consumer's logs: start decisions and discovered
+	// partitions at info level, failed commits at warn level. Nil discards.
+	Logger *slog.Logger
+
+	// Hooks are values implementing one or more of the Hook interfaces of
+	// this package (HookStartDecision, HookAssigned, ...). Values that
+	// implement none are rejected by New.
+	Hooks []any
+}
+
+// settings are Options with defaults applied.
+type settings struct {
+	Options
+}
+
+func (o *Options) settings() (settings, error) {
+	var s settings
+	if o != nil {
+		s.Options = *o
+	}
+	if err := s.Initial.Validate("Options.Initial"); err != nil {
+		return s, err
+	}
+	if err := s.NewPartitions.Validate("Options.NewPartitions"); err != nil {
+		return s, err
+	}
+	if err := s.OutOfRange.Validate("Options.OutOfRange"); err != nil {
+		return s, err
+	}
+	s.Initial = s.Initial.Or(discovery.Latest)
+	s.NewPartitions = s.NewPartitions.Or(discovery.Earliest)
+	s.OutOfRange = s.OutOfRange.Or(discovery.Earliest)
+	switch {
+	case s.Commit != CommitPeriodic && s.Commit != CommitManual:
+		return s, fmt.Errorf("Options.Commit: unknown commit mode %d", s.Commit)
+	case s.CommitInterval < 0:
+		return s, fmt.Errorf("Options.CommitInterval: %v is negative", s.CommitInterval)
+	case s.MaxPollRecords < 0:
+		return s, fmt.Errorf("Options.MaxPollRecords: %d is negative", s.MaxPollRecords)
+	case s.CloseTimeout < 0:
+		return s, fmt.Errorf("Options.CloseTimeout: %v is negative", s.CloseTimeout)
+	case s.OnError.MaxAttempts < 0:
+		return s, fmt.Errorf("Options.OnError.MaxAttempts: %d is negative", s.OnError.MaxAttempts)
+	case s.OnError.Backoff < 0:
+		return s, fmt.Errorf("Options.OnError.Backoff: %v is negative", s.OnError.Backoff)
+	case s.OnError.MaxBackoff < 0:
+		return s, fmt.Errorf("Options.OnError.MaxBackoff: %v is negative", s.OnError.MaxBackoff)
+	}
+	for i, h := range s.Hooks {
+		if !isHook(h) {
+			return s, fmt.Errorf("Options.Hooks[%d]: %T implements no consumer hook interface", i, h)
+		}
+	}
+	if s.DiscoveryInterval == 0 {
+		s.DiscoveryInterval = discovery.DefaultInterval
+	}
+	if s.CommitInterval == 0 {
+		s.CommitInterval = 5 * time.Second
+	}
+	if s.MaxPollRecords == 0 {
+		s.MaxPollRecords = 1000
+	}
+	if s.CloseTimeout == 0 {
+		s.CloseTimeout = 30 * time.Second
+	}
+	if s.OnError.Backoff == 0 {
+		s.OnError.Backoff = 100 * time.Millisecond
+	}
+	if s.OnError.MaxBackoff == 0 {
+		s.OnError.MaxBackoff = 10 * time.Second
+	}
+	if s.Logger == nil {
+		s.Logger = slog.New(slog.DiscardHandler)
+	}
+	return s, nil
+}

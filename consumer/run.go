@@ -1,0 +1,196 @@
+package consumer
+
+import (
+	"context"
+	"fmt"
+	"runtime/debug"
+	"time"
+
+	"github.com/polykafka/polykafka"
+)
+
+// Handler processes one record. Returning nil marks the record processed;
+// an error (or a panic) applies Options.OnError. The record must not be
+// modified; it may be retained.
+type Handler func(ctx context.Context, r *polykafka.Record) error
+
+// BatchHandler processes consecutive records of one partition, in offset
+// order. Returning nil marks them all processed; an error (or a panic)
+// applies Options.OnError to the whole batch.
+type BatchHandler func(ctx context.Context, rs []*polykafka.Record) error
+
+// Run fetches records and calls h for each, one at a time, in partition
+// order, until ctx is done or the consumer is closed (then it returns nil),
+// or until a fetch or the handler fails (see Options.OnError).
+func (c *Consumer) Run(ctx context.Context, h Handler) error {
+	if h == nil {
+		return polykafka.NewError(polykafka.InvalidArgument, "consumer: Run", "handler is nil", nil)
+	}
+	return c.loop(ctx, "consumer: Run", func(ctx context.Context, ps *partState, run []polykafka.Record) error {
+		for i := range run {
+			r := &run[i]
+			if ps.gone.Load() {
+				return nil
+			}
+			if r.Offset < ps.start {
+				continue
+			}
+			if err := c.handle(ctx, ps, r.Offset, func() error { return h(ctx, r) }); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, nil)
+}
+
+// RunBatch is Run with a handler that receives consecutive records of one
+// partition at a time (at most Options.MaxPollRecords).
+func (c *Consumer) RunBatch(ctx context.Context, h BatchHandler) error {
+	if h == nil {
+		return polykafka.NewError(polykafka.InvalidArgument, "consumer: RunBatch", "handler is nil", nil)
+	}
+	return c.loop(ctx, "consumer: RunBatch", func(ctx context.Context, ps *partState, run []polykafka.Record) error {
+		batch := make([]*polykafka.Record, 0, len(run))
+		for i := range run {
+			if run[i].Offset >= ps.start {
+				batch = append(batch, &run[i])
+			}
+		}
+		if len(batch) == 0 || ps.gone.Load() {
+			return nil
+		}
+		return c.handle(ctx, ps, batch[len(batch)-1].Offset, func() error { return h(ctx, batch) })
+	}, nil)
+}
+
+// Poll returns the next records of assigned partitions, blocking until
+// there is at least one, ctx is done (ctx's error), or the consumer is
+// closed (an error with code Closed). The caller processes them and calls
+// Mark; with CommitPeriodic marked records are committed in the
+// background, with CommitManual at Commit.
+func (c *Consumer) Poll(ctx context.Context) ([]*polykafka.Record, error) {
+	const op = "consumer: Poll"
+	var out []*polykafka.Record
+	err := c.loop(ctx, op, func(ctx context.Context, ps *partState, run []polykafka.Record) error {
+		for i := range run {
+			if run[i].Offset >= ps.start && !ps.gone.Load() {
+				out = append(out, &run[i])
+			}
+		}
+		return nil
+	}, func() bool { return len(out) > 0 })
+	if err == nil && len(out) > 0 {
+		return out, nil
+	}
+	if err == nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, polykafka.NewError(polykafka.Closed, op, "", nil)
+	}
+	return nil, err
+}
+
+// loop is the fetch loop shared by Run, RunBatch and Poll: it hands each
+// run of consecutive records of one owned partition to deliver, and returns
+// nil after a fetch was delivered if stop (when not nil) says so.
+func (c *Consumer) loop(ctx context.Context, op string, deliver func(context.Context, *partState, []polykafka.Record) error, stop func() bool) error {
+	if !c.polling.CompareAndSwap(false, true) {
+		return polykafka.NewError(polykafka.InvalidArgument, op, "another Run, RunBatch or Poll is in progress", nil)
+	}
+	c.pollMu.Lock()
+	defer func() {
+		c.pollMu.Unlock()
+		c.polling.Store(false)
+	}()
+	if c.closed.Load() {
+		return polykafka.NewError(polykafka.Closed, op, "", nil)
+	}
+	if e := c.failed.Load(); e != nil {
+		return *e
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(c.bg, cancel)()
+
+	for {
+		recs, err := c.d.Fetch(ctx, c.s.MaxPollRecords)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			return c.wrap(op, err)
+		}
+		for i := 0; i < len(recs); {
+			j := i + 1
+			for j < len(recs) && recs[j].Partition == recs[i].Partition && recs[j].Topic == recs[i].Topic {
+				j++
+			}
+			run := recs[i:j]
+			i = j
+			c.mu.Lock()
+			ps := c.parts[run[0].TopicPartition()]
+			c.mu.Unlock()
+			if ps == nil {
+				// Not assigned, or assigned but not decided: the driver
+				// must not return such records; never hand them out.
+				continue
+			}
+			if err := deliver(ctx, ps, run); err != nil {
+				return err
+			}
+		}
+		if stop != nil && stop() {
+			return nil
+		}
+	}
+}
+
+// handle calls fn for the record(s) of ps ending at offset last, applies
+// the error policy, and marks them processed on success.
+func (c *Consumer) handle(ctx context.Context, ps *partState, last int64, fn func() error) error {
+	backoff := c.s.OnError.Backoff
+	for attempt := 1; ; attempt++ {
+		err := call(fn)
+		if err == nil {
+			ps.processed.Store(last + 1)
+			return nil
+		}
+		if ctx.Err() != nil || ps.gone.Load() {
+			return nil // shutting down or revoked: not processed, not a failure
+		}
+		pol := c.s.OnError
+		if pol.Retry && (pol.MaxAttempts == 0 || attempt < pol.MaxAttempts) {
+			c.s.Logger.Warn("polykafka: handler failed; retrying", "group", c.group, "partition", ps.tp.String(),
+				"offset", last, "attempt", attempt, "backoff", backoff, "err", err)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, pol.MaxBackoff)
+			continue
+		}
+		ferr := polykafka.NewError(polykafka.Unknown, "consumer: handler",
+			fmt.Sprintf("failed at %s offset %d after %d attempt(s); the consumer stopped", ps.tp, last, attempt), err)
+		c.failed.Store(&ferr)
+		c.s.Logger.Error("polykafka: handler failed; stopping the consumer", "group", c.group,
+			"partition", ps.tp.String(), "offset", last, "err", err)
+		cctx, cancel := context.WithTimeout(context.Background(), c.s.CloseTimeout)
+		defer cancel()
+		if cerr := c.commitProcessed(cctx, nil); cerr != nil {
+			c.s.Logger.Warn("polykafka: commit after handler failure failed", "group", c.group, "err", cerr)
+		}
+		return ferr
+	}
+}
+
+// call runs fn, turning a panic into an error.
+func call(fn func() error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("handler panicked: %v\n%s", p, debug.Stack())
+		}
+	}()
+	return fn()
+}

@@ -1,0 +1,39 @@
+// Package polykafka is a portable Kafka consumer and producer API over four
+// Go Kafka clients — IBM/sarama, segmentio/kafka-go, confluent-kafka-go and
+// twmb/franz-go — with one set of semantics whichever client runs underneath.
+//
+// This root package holds the types both directions share: [Record],
+// [Header], [TopicPartition], and the error classification ([ErrorCode],
+// [Error], [Code]). The portable types live in the sub-packages:
+//
+//   - [github.com/polykafka/polykafka/consumer]: a consumer group member with
+//     the start-offset guarantee (see below), commits and rebalance hooks.
+//   - [github.com/polykafka/polykafka/producer]: synchronous and asynchronous
+//     sends with Java-compatible key partitioning.
+//   - [github.com/polykafka/polykafka/adapters/franz]: the franz-go backend.
+//
+// # The start-offset guarantee
+//
+// A group that reads with "latest" semantics loses every record written to
+// a partition between its creation and the moment the group notices it.
+// polykafka decides every start offset in shared code, before the first
+// record of a partition is handed out, and commits that decision:
+//
+//   - a partition with a stored position resumes there ("committed");
+//   - if the group has never read the topic, the initial policy applies
+//     (latest by default) ("initial");
+//   - a partition created after the group started reading the topic starts
+//     at its earliest offset ("new-partition");
+//   - a stored position outside the log (deleted by retention) follows the
+//     out-of-range policy, earliest by default ("out-of-range").
+//
+// The rule is [github.com/polykafka/polykafka/discovery.Decide].
+//
+// # Errors
+//
+// Every error returned by the portable types wraps the native client's
+// error in an [*Error] carrying an [ErrorCode], so both
+// errors.Is(err, polykafka.ErrNotFound) and errors.As(err, &nativeErr) work.
+// Context errors (context.Canceled, context.DeadlineExceeded) are returned
+// unwrapped.
+package polykafka

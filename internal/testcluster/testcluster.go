@@ -1,0 +1,346 @@
+// Package testcluster gives tests a Kafka cluster: an in-process kfake
+// cluster of 3 brokers by default, or the cluster named by KAFKA_BROKERS
+// (comma-separated host:port) when set. Tests use only what a real Apache
+// Kafka 3.x broker does: topics are created explicitly (auto-creation is
+// off), metadata is awaited after CreateTopics and CreatePartitions, and
+// names are unique per test.
+package testcluster
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// Cluster is a Kafka cluster for one test.
+type Cluster struct {
+	brokers []string
+	fake    *kfake.Cluster
+	cl      *kgo.Client
+	manual  *kgo.Client // producer honouring each record's partition
+	adm     *kadm.Client
+
+	mu     sync.Mutex
+	topics []string
+}
+
+// External reports whether tests run against KAFKA_BROKERS rather than an
+// in-process cluster.
+func External() bool { return os.Getenv("KAFKA_BROKERS") != "" }
+
+// New returns a cluster for tb, closed (and its topics deleted, on an
+// external cluster) when tb ends.
+func New(tb testing.TB) *Cluster {
+	tb.Helper()
+	c, err := Start()
+	if err != nil {
+		tb.Fatalf("testcluster: %v", err)
+	}
+	tb.Cleanup(c.Close)
+	return c
+}
+
+// Start returns a cluster for a program (the examples): kfake unless
+// KAFKA_BROKERS is set. The caller closes it.
+func Start() (*Cluster, error) {
+	c := &Cluster{}
+	if env := os.Getenv("KAFKA_BROKERS"); env != "" {
+		c.brokers = strings.Split(env, ",")
+	} else {
+		fake, err := kfake.NewCluster(kfake.NumBrokers(3))
+		if err != nil {
+			return nil, fmt.Errorf("start kfake: %w", err)
+		}
+		c.fake = fake
+		c.brokers = fake.ListenAddrs()
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.brokers...), kgo.MetadataMinAge(100*time.Millisecond))
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	c.cl = cl
+	c.adm = kadm.NewClient(cl)
+	c.manual, err = kgo.NewClient(kgo.SeedBrokers(c.brokers...), kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.ProducerLinger(0), kgo.MetadataMinAge(100*time.Millisecond))
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// Brokers returns the bootstrap addresses.
+func (c *Cluster) Brokers() []string { return c.brokers }
+
+// Admin returns an admin client on the cluster.
+func (c *Cluster) Admin() *kadm.Client { return c.adm }
+
+// Client returns a plain franz-go client on the cluster, for producing
+// test data and reading state independently of the code under test.
+func (c *Cluster) Client() *kgo.Client { return c.cl }
+
+// Fake returns the in-process cluster, or nil on an external one.
+func (c *Cluster) Fake() *kfake.Cluster { return c.fake }
+
+// Close releases the cluster; on an external cluster it deletes the topics
+// this Cluster created.
+func (c *Cluster) Close() {
+	if c.adm != nil && c.fake == nil {
+		c.mu.Lock()
+		topics := c.topics
+		c.mu.Unlock()
+		if len(topics) > 0 {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			_, _ = c.adm.DeleteTopics(ctx, topics...)
+			cancel()
+		}
+	}
+	if c.manual != nil {
+		c.manual.Close()
+	}
+	if c.cl != nil {
+		c.cl.Close()
+	}
+	if c.fake != nil {
+		c.fake.Close()
+	}
+}
+
+var seq atomic.Int64
+var unsafeName = regexp.MustCompile(`[^a-zA-Z0-9._-]+`)
+
+// Name returns a name unique to this test and process: kind, the test
+// name, a time stamp and a counter.
+func Name(tb testing.TB, kind string) string {
+	n := unsafeName.ReplaceAllString(tb.Name(), "_")
+	if len(n) > 120 {
+		n = n[len(n)-120:]
+	}
+	return fmt.Sprintf("pk-%s-%s-%d-%d", kind, n, time.Now().UnixNano()%1e9, seq.Add(1))
+}
+
+// Group returns a unique group id for tb.
+func (c *Cluster) Group(tb testing.TB) string { return Name(tb, "g") }
+
+func ctxFor(testing.TB) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), 30*time.Second)
+}
+
+// Topic creates a topic with partitions partitions and a unique name, and
+// waits until the cluster's metadata shows it.
+func (c *Cluster) Topic(tb testing.TB, partitions int32) string {
+	tb.Helper()
+	name := Name(tb, "t")
+	ctx, cancel := ctxFor(tb)
+	defer cancel()
+	rf := int16(1)
+	if c.fake != nil {
+		rf = 3
+	}
+	resp, err := c.adm.CreateTopic(ctx, partitions, rf, nil, name)
+	if err == nil {
+		err = resp.Err
+	}
+	if err != nil {
+		tb.Fatalf("testcluster: create topic %s: %v", name, err)
+	}
+	c.mu.Lock()
+	c.topics = append(c.topics, name)
+	c.mu.Unlock()
+	c.AwaitPartitions(tb, name, partitions)
+	return name
+}
+
+// AddPartitions grows topic to total partitions and waits until the
+// cluster's metadata shows them.
+func (c *Cluster) AddPartitions(tb testing.TB, topic string, total int32) {
+	tb.Helper()
+	ctx, cancel := ctxFor(tb)
+	defer cancel()
+	resp, err := c.adm.UpdatePartitions(ctx, int(total), topic)
+	if err == nil {
+		var r kadm.CreatePartitionsResponse
+		if r, err = resp.On(topic, nil); err == nil {
+			err = r.Err
+		}
+	}
+	if err != nil {
+		tb.Fatalf("testcluster: grow %s to %d partitions: %v", topic, total, err)
+	}
+	c.AwaitPartitions(tb, topic, total)
+	// The test's own producer must see the new partitions too.
+	if leader, _, _ := c.manual.PartitionLeader(topic, 0); leader >= 0 {
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			if leader, _, _ := c.manual.PartitionLeader(topic, total-1); leader >= 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				tb.Fatalf("testcluster: the test producer did not see %d partitions of %s within 30s", total, topic)
+			}
+			c.manual.ForceMetadataRefresh()
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+}
+
+// AwaitPartitions waits up to 30s until metadata shows topic with n
+// partitions, each with a leader.
+func (c *Cluster) AwaitPartitions(tb testing.TB, topic string, n int32) {
+	tb.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		md, err := c.adm.Metadata(ctx, topic)
+		cancel()
+		if err == nil {
+			if td, ok := md.Topics[topic]; ok && td.Err == nil && int32(len(td.Partitions)) == n {
+				ready := true
+				for _, p := range td.Partitions {
+					if p.Leader < 0 || p.Err != nil {
+						ready = false
+					}
+				}
+				if ready {
+					return
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("testcluster: topic %s did not show %d partitions within 30s (last error: %v)", topic, n, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Produce writes records synchronously with a plain franz-go client
+// (partitions as given in each record) and returns them with offsets set.
+func (c *Cluster) Produce(tb testing.TB, rs ...*kgo.Record) []*kgo.Record {
+	tb.Helper()
+	ctx, cancel := ctxFor(tb)
+	defer cancel()
+	if err := c.ProduceContext(ctx, rs...); err != nil {
+		tb.Fatalf("testcluster: produce: %v", err)
+	}
+	return rs
+}
+
+// ProduceContext is Produce for callers without a testing.TB.
+func (c *Cluster) ProduceContext(ctx context.Context, rs ...*kgo.Record) error {
+	if len(rs) == 0 {
+		return nil
+	}
+	return c.manual.ProduceSync(ctx, rs...).FirstErr()
+}
+
+// CommitRaw commits offsets for group as a plain client would: no
+// polykafka metadata. The group must have no active members.
+func (c *Cluster) CommitRaw(tb testing.TB, group, topic string, offsets map[int32]int64) {
+	tb.Helper()
+	ctx, cancel := ctxFor(tb)
+	defer cancel()
+	var os kadm.Offsets
+	for p, o := range offsets {
+		os.AddOffset(topic, p, o, -1)
+	}
+	resp, err := c.adm.CommitOffsets(ctx, group, os)
+	if err == nil {
+		err = resp.Error()
+	}
+	if err != nil {
+		tb.Fatalf("testcluster: raw commit for %s: %v", group, err)
+	}
+}
+
+// Committed returns group's commits in topic: offset and metadata by
+// partition (partitions without a commit are absent).
+func (c *Cluster) Committed(tb testing.TB, group, topic string) map[int32]kadm.OffsetResponse {
+	tb.Helper()
+	ctx, cancel := ctxFor(tb)
+	defer cancel()
+	resps, err := c.adm.FetchOffsets(ctx, group)
+	if err != nil {
+		tb.Fatalf("testcluster: fetch offsets of %s: %v", group, err)
+	}
+	out := make(map[int32]kadm.OffsetResponse)
+	for p, r := range resps[topic] {
+		if r.At >= 0 {
+			out[p] = r
+		}
+	}
+	return out
+}
+
+// EndOffsets returns the high watermark of every partition of topic.
+func (c *Cluster) EndOffsets(tb testing.TB, topic string) map[int32]int64 {
+	tb.Helper()
+	ctx, cancel := ctxFor(tb)
+	defer cancel()
+	listed, err := c.adm.ListEndOffsets(ctx, topic)
+	if err == nil {
+		err = listed.Error()
+	}
+	if err != nil {
+		tb.Fatalf("testcluster: end offsets of %s: %v", topic, err)
+	}
+	out := make(map[int32]int64)
+	listed.Each(func(o kadm.ListedOffset) { out[o.Partition] = o.Offset })
+	return out
+}
+
+// HoldFirstGeneration makes the first generation of group contain members
+// members, as a real broker's group.initial.rebalance.delay.ms (3s by
+// default) does when members start together: on kfake, which has no such
+// delay, the first SyncGroup of the group is held until members distinct
+// members have sent JoinGroup (or 15s passed), so that the generation the
+// first member would have formed alone is replaced by one with everyone.
+// On an external cluster it does nothing: the broker's delay does the job
+// as long as the members start within it.
+func (c *Cluster) HoldFirstGeneration(group string, members int) {
+	if c.fake == nil {
+		return
+	}
+	var mu sync.Mutex
+	joined := make(map[string]bool)
+	released := make(chan struct{})
+	var once sync.Once
+	c.fake.ControlKey(int16(kmsg.JoinGroup), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		c.fake.KeepControl()
+		jr := req.(*kmsg.JoinGroupRequest)
+		if jr.Group == group && jr.MemberID != "" {
+			mu.Lock()
+			joined[jr.MemberID] = true
+			if len(joined) >= members {
+				once.Do(func() { close(released) })
+			}
+			mu.Unlock()
+		}
+		return nil, nil, false
+	})
+	var held atomic.Bool
+	c.fake.ControlKey(int16(kmsg.SyncGroup), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		c.fake.KeepControl()
+		sr := req.(*kmsg.SyncGroupRequest)
+		if sr.Group == group && held.CompareAndSwap(false, true) {
+			c.fake.SleepControl(func() {
+				select {
+				case <-released:
+				case <-time.After(15 * time.Second):
+				}
+			})
+		}
+		return nil, nil, false
+	})
+}
