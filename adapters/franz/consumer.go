@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -334,26 +335,39 @@ func listOffsets(ctx context.Context, adm *kadm.Client, tps []polykafka.TopicPar
 	return out, nil
 }
 
-// PartitionCounts implements driver.Consumer.
+// PartitionCounts implements driver.Consumer. kadm's Metadata answers from
+// a cache up to MetadataMinAge (5s) old; RequestCachedMetadata with a 1ns
+// limit sends a real request and refreshes that cache, so the kadm calls
+// that follow (ListOffsets in the start decision) see the same partitions.
 func (c *consumer) PartitionCounts(ctx context.Context, topics []string) (map[string]int32, error) {
-	return partitionCounts(ctx, c.adm, topics)
+	return partitionCounts(ctx, c.cl, topics)
 }
 
-func partitionCounts(ctx context.Context, adm *kadm.Client, topics []string) (map[string]int32, error) {
-	md, err := adm.Metadata(ctx, topics...)
+func partitionCounts(ctx context.Context, cl *kgo.Client, topics []string) (map[string]int32, error) {
+	req := kmsg.NewPtrMetadataRequest()
+	for _, t := range topics {
+		rt := kmsg.NewMetadataRequestTopic()
+		rt.Topic = kmsg.StringPtr(t)
+		req.Topics = append(req.Topics, rt)
+	}
+	resp, err := cl.RequestCachedMetadata(ctx, req, time.Nanosecond)
 	if err != nil {
 		return nil, err
 	}
 	out := make(map[string]int32, len(topics))
+	for _, t := range resp.Topics {
+		if t.Topic == nil {
+			continue
+		}
+		if err := kerr.ErrorForCode(t.ErrorCode); err != nil {
+			return nil, fmt.Errorf("topic %q: %w", *t.Topic, err)
+		}
+		out[*t.Topic] = int32(len(t.Partitions))
+	}
 	for _, t := range topics {
-		td, ok := md.Topics[t]
-		if !ok {
+		if _, ok := out[t]; !ok {
 			return nil, fmt.Errorf("topic %q: %w", t, kerr.UnknownTopicOrPartition)
 		}
-		if td.Err != nil {
-			return nil, fmt.Errorf("topic %q: %w", t, td.Err)
-		}
-		out[t] = int32(len(td.Partitions))
 	}
 	return out, nil
 }

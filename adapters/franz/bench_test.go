@@ -1,0 +1,334 @@
+package franz_test
+
+// Benchmarks of the franz adapter against raw franz-go with equivalent
+// settings, side by side on the same cluster in one run:
+//
+//	go test -run '^$' -bench . -benchtime 1000000x -count 3 ./adapters/franz/
+//
+// b.N is the number of records. Every variant reports
+//
+//   - records/s: records over the measured section's wall time;
+//   - ns/op: the same, as ns per record (overrides the timer's ns/op);
+//   - allocs/record and B/record: runtime.MemStats deltas over the measured
+//     section divided by the records.
+//
+// On the in-process kfake cluster (the default, see internal/testcluster)
+// the broker runs in the test process, so allocs/record and B/record
+// include the broker's allocations for those records as well. They are the
+// same for both variants of a benchmark, so the difference polykafka - raw
+// is the adapter's (and the portable layer's) cost; the absolute numbers
+// are not the client's alone. Set KAFKA_BROKERS to measure against an
+// external cluster, where only the clients allocate in-process.
+
+import (
+	"context"
+	"runtime"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/polykafka/polykafka"
+	"github.com/polykafka/polykafka/adapters/franz"
+	"github.com/polykafka/polykafka/consumer"
+	"github.com/polykafka/polykafka/discovery"
+	"github.com/polykafka/polykafka/internal/testcluster"
+	"github.com/polykafka/polykafka/producer"
+)
+
+// benchTopic creates a 6-partition topic that is deleted again when b ends,
+// so that the in-process broker does not carry earlier variants' records
+// (memory, GC work) into later ones.
+func benchTopic(b *testing.B, tc *testcluster.Cluster) string {
+	b.Helper()
+	topic := tc.Topic(b, benchPartitions)
+	b.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if _, err := tc.Admin().DeleteTopics(ctx, topic); err != nil {
+			b.Logf("delete %s: %v", topic, err)
+		}
+	})
+	return topic
+}
+
+const (
+	benchPartitions = 6
+	benchValueSize  = 100
+)
+
+var benchValue = make([]byte, benchValueSize)
+
+// measure is one measured section: wall time and MemStats deltas.
+type measure struct {
+	start   time.Time
+	mallocs uint64
+	bytes   uint64
+}
+
+func (m *measure) begin() {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	m.mallocs, m.bytes = ms.Mallocs, ms.TotalAlloc
+	m.start = time.Now()
+}
+
+// end reports the metrics for n records.
+func (m *measure) end(b *testing.B, n int) {
+	elapsed := time.Since(m.start)
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	b.ReportMetric(float64(n)/elapsed.Seconds(), "records/s")
+	b.ReportMetric(float64(elapsed.Nanoseconds())/float64(n), "ns/op")
+	b.ReportMetric(float64(ms.Mallocs-m.mallocs)/float64(n), "allocs/record")
+	b.ReportMetric(float64(ms.TotalAlloc-m.bytes)/float64(n), "B/record")
+}
+
+// BenchmarkProduce sends b.N records of 100 bytes with nil keys
+// asynchronously and flushes, measuring from the first send to the end of
+// the flush. Both variants use acks=all, idempotence, linger 0, no
+// compression and kgo's UniformBytesPartitioner (kgo's default, which the
+// adapter wraps). Each variant gets a fresh 6-partition topic, and the
+// client's metadata for it is loaded by one synchronous send before the
+// measurement.
+func BenchmarkProduce(b *testing.B) {
+	tc := testcluster.New(b)
+	brokers := tc.Brokers()
+
+	b.Run("raw", func(b *testing.B) {
+		topic := benchTopic(b, tc)
+		cl, err := kgo.NewClient(
+			kgo.SeedBrokers(brokers...),
+			kgo.RequiredAcks(kgo.AllISRAcks()),                // kgo's default, idempotent by default
+			kgo.ProducerLinger(0),                             // kgo's default is 10ms
+			kgo.ProducerBatchCompression(kgo.NoCompression()), // kgo's default is snappy
+			kgo.RecordPartitioner(kgo.UniformBytesPartitioner(64<<10, true, true, nil)),
+		)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer cl.Close()
+		ctx := context.Background()
+		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: benchValue}).FirstErr(); err != nil {
+			b.Fatal(err)
+		}
+
+		var acks, errs atomic.Int64
+		var firstErr atomic.Pointer[error]
+		promise := func(_ *kgo.Record, err error) {
+			if err != nil {
+				errs.Add(1)
+				firstErr.CompareAndSwap(nil, &err)
+				return
+			}
+			acks.Add(1)
+		}
+
+		runtime.GC()
+		b.ResetTimer()
+		var m measure
+		m.begin()
+		for i := 0; i < b.N; i++ {
+			cl.Produce(ctx, &kgo.Record{Topic: topic, Value: benchValue}, promise)
+		}
+		if err := cl.Flush(ctx); err != nil {
+			b.Fatal(err)
+		}
+		m.end(b, b.N)
+		b.StopTimer()
+
+		if e := firstErr.Load(); e != nil {
+			b.Fatalf("%d records failed, first: %v", errs.Load(), *e)
+		}
+		if got := acks.Load(); got != int64(b.N) {
+			b.Fatalf("acked %d records, want %d", got, b.N)
+		}
+	})
+
+	b.Run("polykafka", func(b *testing.B) {
+		topic := benchTopic(b, tc)
+		ctx := context.Background()
+		// Portable defaults: acks all, idempotent, linger 0, no compression.
+		p, err := producer.New(ctx, franz.New(kgo.SeedBrokers(brokers...)), &producer.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer p.Close()
+		if err := p.Send(ctx, &polykafka.Record{Topic: topic, Value: benchValue}); err != nil {
+			b.Fatal(err)
+		}
+
+		var acks, errs atomic.Int64
+		var firstErr atomic.Pointer[error]
+		// One func value for every send: no closure per record.
+		cb := func(_ *polykafka.Record, err error) {
+			if err != nil {
+				errs.Add(1)
+				firstErr.CompareAndSwap(nil, &err)
+				return
+			}
+			acks.Add(1)
+		}
+
+		runtime.GC()
+		b.ResetTimer()
+		var m measure
+		m.begin()
+		for i := 0; i < b.N; i++ {
+			p.SendAsync(ctx, &polykafka.Record{Topic: topic, Value: benchValue}, cb)
+		}
+		if err := p.Flush(ctx); err != nil {
+			b.Fatal(err)
+		}
+		m.end(b, b.N)
+		b.StopTimer()
+
+		if e := firstErr.Load(); e != nil {
+			b.Fatalf("%d records failed, first: %v", errs.Load(), *e)
+		}
+		if got := acks.Load(); got != int64(b.N) {
+			b.Fatalf("acked %d records, want %d", got, b.N)
+		}
+	})
+}
+
+// fillTopic creates a 6-partition topic holding n records of 100 bytes
+// with nil keys.
+func fillTopic(b *testing.B, tc *testcluster.Cluster, n int) string {
+	b.Helper()
+	topic := benchTopic(b, tc)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(tc.Brokers()...), kgo.ProducerBatchCompression(kgo.NoCompression()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	var firstErr atomic.Pointer[error]
+	promise := func(_ *kgo.Record, err error) {
+		if err != nil {
+			firstErr.CompareAndSwap(nil, &err)
+		}
+	}
+	for i := 0; i < n; i++ {
+		cl.Produce(ctx, &kgo.Record{Topic: topic, Value: benchValue}, promise)
+	}
+	if err := cl.Flush(ctx); err != nil {
+		b.Fatal(err)
+	}
+	if e := firstErr.Load(); e != nil {
+		b.Fatalf("fill %s: %v", topic, *e)
+	}
+	return topic
+}
+
+// BenchmarkConsume reads b.N records (100-byte values, nil keys, written to
+// a fresh 6-partition topic before the timer) as the only member of a new
+// consumer group, from the earliest offset, 1000 records per poll. The
+// measured section runs from the delivery of the first record to that of
+// the last, so the group join (and polykafka's start decisions) are left
+// out for both variants.
+func BenchmarkConsume(b *testing.B) {
+	tc := testcluster.New(b)
+	brokers := tc.Brokers()
+
+	b.Run("raw", func(b *testing.B) {
+		topic := fillTopic(b, tc, b.N)
+		group := tc.Group(b)
+		// Equivalent settings: the same eager range balancer as the
+		// adapter, and reset to the start. For commits, kgo's default
+		// autocommit (every 5s) is the closest equivalent of polykafka's
+		// default CommitPeriodic (every 5s, processed offsets); the
+		// adapter itself disables kgo's autocommit because the portable
+		// layer commits.
+		cl, err := kgo.NewClient(
+			kgo.SeedBrokers(brokers...),
+			kgo.ConsumerGroup(group),
+			kgo.ConsumeTopics(topic),
+			kgo.Balancers(kgo.RangeBalancer()),
+			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer cl.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+
+		runtime.GC()
+		b.ResetTimer()
+		var m measure
+		var sink int
+		count := 0
+		each := func(r *kgo.Record) {
+			count++
+			if count == 1 {
+				m.begin()
+			}
+			sink += len(r.Value)
+		}
+		for count < b.N {
+			fs := cl.PollRecords(ctx, 1000)
+			if fs.IsClientClosed() || ctx.Err() != nil {
+				b.Fatalf("poll stopped after %d of %d records: %v", count, b.N, ctx.Err())
+			}
+			fs.EachError(func(t string, p int32, err error) {
+				b.Fatalf("fetch %s/%d: %v", t, p, err)
+			})
+			fs.EachRecord(each)
+		}
+		m.end(b, b.N)
+		b.StopTimer()
+		if count != b.N || sink != b.N*benchValueSize {
+			b.Fatalf("consumed %d records (%d bytes), want %d", count, sink, b.N)
+		}
+	})
+
+	b.Run("polykafka", func(b *testing.B) {
+		topic := fillTopic(b, tc, b.N)
+		group := tc.Group(b)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		c, err := consumer.New(ctx, franz.New(kgo.SeedBrokers(brokers...)), group, []string{topic},
+			&consumer.Options{Initial: discovery.Earliest})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer func() {
+			if err := c.Close(); err != nil {
+				b.Error(err)
+			}
+		}()
+
+		runCtx, stop := context.WithCancel(ctx)
+		defer stop()
+		runtime.GC()
+		b.ResetTimer()
+		var m measure
+		var sink int
+		count := 0
+		err = c.Run(runCtx, func(_ context.Context, r *polykafka.Record) error {
+			count++
+			if count == 1 {
+				m.begin()
+			}
+			sink += len(r.Value)
+			if count == b.N {
+				m.end(b, b.N)
+				stop()
+			}
+			return nil
+		})
+		b.StopTimer()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if ctx.Err() != nil {
+			b.Fatalf("timed out after %d of %d records", count, b.N)
+		}
+		if count != b.N || sink != b.N*benchValueSize {
+			b.Fatalf("consumed %d records (%d bytes), want %d", count, sink, b.N)
+		}
+	})
+}
