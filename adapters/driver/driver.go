@@ -32,9 +32,9 @@
 //	                  counts in the range JoinGroup user data; the session context (Consume rejoins)     generation (Next rejoins)                   reaches the cgrp), or Unsubscribe+Subscribe
 //	                  leader waits for fresh metadata before                                                                                       for eager non-leaders
 //	                  balancing
-//	Pause / Resume    PauseFetchPartitions / Resume...         ConsumerGroupSession.Pause / Resume        per-partition Reader: stop reading          Pause / Resume
+//	Pause / Resume    PauseFetchPartitions / Resume...         ConsumerGroup.Pause / Resume               per-partition Reader: stop reading          Pause / Resume
 //	Produce           Produce with a promise                   AsyncProducer Input + Successes/Errors     Writer with Completion (Async)              Produce + Events channel
-//	key partitioner   UniformBytesPartitioner (murmur2 keys)   NewMurmur2Partitioner? (hash: murmur2)     Murmur2Balancer                             partitioner=murmur2_random
+//	key partitioner   UniformBytesPartitioner (murmur2 keys)   NewMurmur2Partitioner                      Murmur2Balancer                             partitioner=murmur2_random
 //	group protocol    RangeBalancer                            BalanceStrategyRange                       RangeGroupBalancer                          partition.assignment.strategy=range
 //
 // Every client exposes the Kafka protocol error code, so [ErrorCode]

@@ -496,3 +496,45 @@ func testTwoMembersTakeover(t *testing.T, e *env) {
 	produced := lp.finish(t)
 	e.received(s, produced, "records produced while a member left")
 }
+
+func testHandlerRetry(t *testing.T, e *env) {
+	topic, group := e.cluster.Topic(t, 1), e.cluster.Group(t)
+	e.produce(topic, "v", 10, 0)
+	var mu sync.Mutex
+	attempts := make(map[int64]int)
+	c := e.newConsumer(group, []string{topic}, &consumer.Options{
+		Initial: discovery.Earliest,
+		OnError: consumer.ErrorPolicy{Retry: true, MaxAttempts: 3, Backoff: 10 * time.Millisecond},
+	})
+	done := e.run(c, func(_ context.Context, r *polykafka.Record) error {
+		mu.Lock()
+		defer mu.Unlock()
+		attempts[r.Offset]++
+		switch {
+		case r.Offset == 2 && attempts[2] < 3: // succeeds at the last allowed attempt
+			return errHandler
+		case r.Offset == 7: // never succeeds
+			return errHandler
+		}
+		return nil
+	})
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(wait):
+		t.Fatalf("%s: Run did not stop after MaxAttempts failures", e.rule)
+	}
+	assert.ErrorIs(t, err, errHandler, e.rule)
+	assert.Contains(t, err.Error(), "offset 7 after 3 attempt(s)", "%s: the error says where and how often", e.rule)
+	mu.Lock()
+	assert.Equal(t, 3, attempts[2], "%s: offset 2 was retried until it succeeded", e.rule)
+	assert.Equal(t, 3, attempts[7], "%s: offset 7 was tried MaxAttempts times", e.rule)
+	for off := int64(0); off < 7; off++ {
+		if off != 2 {
+			assert.Equal(t, 1, attempts[off], "%s: offset %d handled once", e.rule, off)
+		}
+	}
+	assert.Zero(t, attempts[8], "%s: nothing after the record that exhausted its attempts is handled", e.rule)
+	mu.Unlock()
+	assert.Equal(t, int64(7), e.cluster.Committed(t, group, topic)[0].At, "%s: commits stop right before the record that exhausted its attempts", e.rule)
+}
