@@ -11,12 +11,13 @@ import (
 
 // Handler processes one record. Returning nil marks the record processed;
 // an error (or a panic) applies Options.OnError. The record must not be
-// modified; it may be retained.
+// modified. It may be retained unless Options.ReuseRecords is set.
 type Handler func(ctx context.Context, r *polykafka.Record) error
 
 // BatchHandler processes consecutive records of one partition, in offset
 // order. Returning nil marks them all processed; an error (or a panic)
-// applies Options.OnError to the whole batch.
+// applies Options.OnError to the whole batch. The records may be retained
+// unless Options.ReuseRecords is set; the slice may not.
 type BatchHandler func(ctx context.Context, rs []*polykafka.Record) error
 
 // Run fetches records and calls h for each, one at a time, in partition
@@ -27,20 +28,46 @@ func (c *Consumer) Run(ctx context.Context, h Handler) error {
 		return polykafka.NewError(polykafka.InvalidArgument, "consumer: Run", "handler is nil", nil)
 	}
 	return c.loop(ctx, "consumer: Run", func(ctx context.Context, ps *partState, run []polykafka.Record) error {
-		for i := range run {
-			r := &run[i]
-			if ps.gone.Load() {
+		for len(run) > 0 {
+			n, err := handleRun(ctx, ps, run, h)
+			if err == nil {
 				return nil
 			}
-			if r.Offset < ps.start {
-				continue
-			}
-			if err := c.handle(ctx, ps, r.Offset, func() error { return h(ctx, r) }); err != nil {
+			// run[n] failed: apply the error policy to it alone.
+			r := &run[n]
+			if err := c.handle(ctx, ps, r.Offset, func() error { return h(ctx, r) }, err); err != nil {
 				return err
 			}
+			run = run[n+1:]
 		}
 		return nil
 	}, nil)
+}
+
+// handleRun calls h for each record of run in order, marking each processed,
+// until one fails (or panics): it returns that record's index and the
+// error. One deferred recover covers the whole run, so the per-record path
+// is the call and two atomic operations.
+func handleRun(ctx context.Context, ps *partState, run []polykafka.Record, h Handler) (n int, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = panicError(p)
+		}
+	}()
+	for n = 0; n < len(run); n++ {
+		r := &run[n]
+		if ps.gone.Load() {
+			return len(run), nil
+		}
+		if r.Offset < ps.start {
+			continue
+		}
+		if err = h(ctx, r); err != nil {
+			return n, err
+		}
+		ps.processed.Store(r.Offset + 1)
+	}
+	return n, nil
 }
 
 // RunBatch is Run with a handler that receives consecutive records of one
@@ -59,7 +86,8 @@ func (c *Consumer) RunBatch(ctx context.Context, h BatchHandler) error {
 		if len(batch) == 0 || ps.gone.Load() {
 			return nil
 		}
-		return c.handle(ctx, ps, batch[len(batch)-1].Offset, func() error { return h(ctx, batch) })
+		fn := func() error { return h(ctx, batch) }
+		return c.handle(ctx, ps, batch[len(batch)-1].Offset, fn, call(fn))
 	}, nil)
 }
 
@@ -71,7 +99,7 @@ func (c *Consumer) RunBatch(ctx context.Context, h BatchHandler) error {
 func (c *Consumer) Poll(ctx context.Context) ([]*polykafka.Record, error) {
 	const op = "consumer: Poll"
 	var out []*polykafka.Record
-	err := c.loop(ctx, op, func(ctx context.Context, ps *partState, run []polykafka.Record) error {
+	err := c.loopWith(ctx, op, false, func(ctx context.Context, ps *partState, run []polykafka.Record) error {
 		for i := range run {
 			if run[i].Offset >= ps.start && !ps.gone.Load() {
 				out = append(out, &run[i])
@@ -95,6 +123,11 @@ func (c *Consumer) Poll(ctx context.Context) ([]*polykafka.Record, error) {
 // run of consecutive records of one owned partition to deliver, and returns
 // nil after a fetch was delivered if stop (when not nil) says so.
 func (c *Consumer) loop(ctx context.Context, op string, deliver func(context.Context, *partState, []polykafka.Record) error, stop func() bool) error {
+	return c.loopWith(ctx, op, c.s.ReuseRecords, deliver, stop)
+}
+
+// loopWith is loop; with reuse, one record buffer serves every fetch.
+func (c *Consumer) loopWith(ctx context.Context, op string, reuse bool, deliver func(context.Context, *partState, []polykafka.Record) error, stop func() bool) error {
 	if !c.polling.CompareAndSwap(false, true) {
 		return polykafka.NewError(polykafka.InvalidArgument, op, "another Run, RunBatch or Poll is in progress", nil)
 	}
@@ -113,8 +146,12 @@ func (c *Consumer) loop(ctx context.Context, op string, deliver func(context.Con
 	defer cancel()
 	defer context.AfterFunc(c.bg, cancel)()
 
+	var buf []polykafka.Record
 	for {
-		recs, err := c.d.Fetch(ctx, c.s.MaxPollRecords)
+		recs, err := c.d.Fetch(ctx, c.s.MaxPollRecords, buf)
+		if reuse && cap(recs) > cap(buf) {
+			buf = recs
+		}
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -146,12 +183,15 @@ func (c *Consumer) loop(ctx context.Context, op string, deliver func(context.Con
 	}
 }
 
-// handle calls fn for the record(s) of ps ending at offset last, applies
-// the error policy, and marks them processed on success.
-func (c *Consumer) handle(ctx context.Context, ps *partState, last int64, fn func() error) error {
+// handle applies the error policy to the record(s) of ps ending at offset
+// last, whose first attempt returned err (nil: success): it retries fn as
+// the policy says, and marks them processed on success.
+func (c *Consumer) handle(ctx context.Context, ps *partState, last int64, fn func() error, err error) error {
 	backoff := c.s.OnError.Backoff
 	for attempt := 1; ; attempt++ {
-		err := call(fn)
+		if attempt > 1 {
+			err = call(fn)
+		}
 		if err == nil {
 			ps.processed.Store(last + 1)
 			return nil
@@ -189,8 +229,14 @@ func (c *Consumer) handle(ctx context.Context, ps *partState, last int64, fn fun
 func call(fn func() error) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			err = fmt.Errorf("handler panicked: %v\n%s", p, debug.Stack())
+			err = panicError(p)
 		}
 	}()
 	return fn()
+}
+
+// panicError is the error a handler panic becomes. Called from the deferred
+// recover, so the stack is the panicking handler's.
+func panicError(p any) error {
+	return fmt.Errorf("handler panicked: %v\n%s", p, debug.Stack())
 }

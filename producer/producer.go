@@ -39,8 +39,6 @@ type Producer struct {
 	closeErr error
 	closeMu  sync.Mutex
 	once     bool
-
-	pool sync.Pool // of *delivery
 }
 
 // New creates a producer on backend b.
@@ -70,31 +68,7 @@ func New(ctx context.Context, b driver.Backend, opts *Options) (*Producer, error
 	if err != nil {
 		return nil, polykafka.NewError(polykafka.Code(err), op, "", err)
 	}
-	p := &Producer{d: d, s: s}
-	p.pool.New = func() any {
-		dl := &delivery{p: p}
-		dl.fn = dl.done // one closure per pooled value, not per record
-		return dl
-	}
-	return p, nil
-}
-
-// delivery adapts a user callback to the driver's done, wrapping errors.
-// Pooled so that SendAsync allocates nothing of its own per record.
-type delivery struct {
-	p  *Producer
-	cb func(*polykafka.Record, error)
-	fn func(*polykafka.Record, error)
-}
-
-func (dl *delivery) done(r *polykafka.Record, err error) {
-	cb, p := dl.cb, dl.p
-	dl.cb = nil
-	p.pool.Put(dl)
-	if err != nil {
-		err = p.wrap("producer: send", err)
-	}
-	cb(r, err)
+	return &Producer{d: d, s: s}, nil
 }
 
 func (p *Producer) wrap(op string, err error) error {
@@ -143,15 +117,17 @@ func (p *Producer) SendAsync(ctx context.Context, r *polykafka.Record, cb func(*
 		cb(r, err)
 		return
 	}
+	// Held for reading only while the record is handed over, so that Close
+	// (which takes it for writing) knows no record can reach the driver
+	// after it. Not deferred: this is the per-record path.
 	p.mu.RLock()
-	defer p.mu.RUnlock()
 	if p.closed {
+		p.mu.RUnlock()
 		cb(r, polykafka.NewError(polykafka.Closed, op, "", nil))
 		return
 	}
-	dl := p.pool.Get().(*delivery)
-	dl.cb = cb
-	p.d.Produce(ctx, r, dl.fn)
+	p.d.Produce(ctx, r, cb)
+	p.mu.RUnlock()
 }
 
 func (p *Producer) logFailure(r *polykafka.Record, err error) {

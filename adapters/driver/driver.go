@@ -140,12 +140,14 @@ type Backend interface {
 // what their client does on its own; they return the error, and ErrorCode
 // says whether a retry may succeed.
 type Consumer interface {
-	// Fetch returns the next records of assigned partitions, at most max.
-	// It blocks until it has at least one record, ctx is done, or an error
-	// occurs. Records of one partition are returned in offset order. The
-	// returned slice is owned by the caller. Each record's Native field is
-	// set to the client's record.
-	Fetch(ctx context.Context, max int) ([]polykafka.Record, error)
+	// Fetch returns the next records of assigned partitions, at most max,
+	// appended to buf[:0] (buf may be nil; the caller passes back a slice
+	// only when it no longer uses the records in it). It blocks until it
+	// has at least one record, ctx is done, or an error occurs; it may
+	// return no records and a nil error. Records of one partition are
+	// consecutive and in offset order. Each record's Native field is set to
+	// the client's record.
+	Fetch(ctx context.Context, max int, buf []polykafka.Record) ([]polykafka.Record, error)
 	// Commit synchronously commits offsets (with their metadata) for the
 	// group, in the member's current generation.
 	Commit(ctx context.Context, offsets map[polykafka.TopicPartition]polykafka.CommittedOffset) error
@@ -193,9 +195,14 @@ type Pauser interface {
 type Producer interface {
 	// Produce hands r to the client and returns without waiting for the
 	// broker. done is called exactly once, possibly on another goroutine
-	// and possibly before Produce returns, with the error or nil; on
-	// success the driver has set r's Partition, Offset and Timestamp. done
-	// must not block. The driver may read r until done is called.
+	// and possibly before Produce returns, with nil or an error; on success
+	// the driver has set r's Partition, Offset and Timestamp. The error is
+	// already classified: a *polykafka.Error made with polykafka.NewError,
+	// the driver's ErrorCode, and the op "producer: send" (context errors
+	// unwrapped, as NewError does). done is the application's callback,
+	// passed through without a wrapper so that the record path allocates
+	// nothing of the portable layer's; it should not block. The driver may
+	// read r until done is called.
 	//
 	// A record whose Partition is >= 0 goes to that partition; a record
 	// with Partition polykafka.AnyPartition goes to the partition the
@@ -207,7 +214,8 @@ type Producer interface {
 	// before the call, or when ctx is done.
 	Flush(ctx context.Context) error
 	// Close flushes what it can before ctx is done, fails the rest (their
-	// done is called with an error) and releases the client.
+	// done is called with an error) and releases the client. It returns
+	// after done has been called for every record handed to Produce.
 	Close(ctx context.Context) error
 
 	// As sets *target to a native type and reports whether it did; see the

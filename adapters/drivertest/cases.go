@@ -21,8 +21,16 @@ func cases() []testCase {
 		{"HandlerErrorStopsCommits", "a handler error stops the consumer and nothing at or after the failed record is committed", testHandlerError},
 		{"HandlerRetryBacksOff", "with OnError.Retry a failed record is retried until it succeeds and the consumer goes on; after MaxAttempts failures it stops", testHandlerRetry},
 		{"HandlerPanicStopsCommits", "a handler panic is an error: the consumer stops and the record is not committed", testHandlerPanic},
+		{"ReuseRecordsDeliversEveryRecordOnce", "with ReuseRecords every record reaches the handler once, with its own key and value", testReuseRecords},
 		{"InitialLatestSkipsHistory", "a new group with Initial=latest reads only records produced after its start decisions", testInitialLatest},
 		{"InitialEarliestReadsHistory", "a new group with Initial=earliest reads the whole history", testInitialEarliest},
+
+		{"InitialAtTimeStartsAtTimestamp", "Initial=At(t) starts at the first record whose timestamp is at or after t", testInitialAtTime},
+		{"MemoryStoreOverridesKafkaCommits", "with a non-Kafka store, partitions start at the store's positions: the backend applies no reset policy of its own", testMemoryStore},
+
+		// Faults.
+		{"BrokerUnavailableFailsWithinDeadline", "with no reachable broker, New and Send fail by their context's deadline and Close still runs every callback", testBrokerUnavailable},
+		{"CancelledContextIsReturnedUnwrapped", "a cancelled context makes Send, New and Poll return context.Canceled itself", testCancelledContext},
 
 		// The start-offset guarantee.
 		{"GuaranteeNewPartitionUnderLoad", "partitions added while a latest group runs are read from offset 0: zero records lost", testNewPartitionUnderLoad},

@@ -538,3 +538,22 @@ func testHandlerRetry(t *testing.T, e *env) {
 	mu.Unlock()
 	assert.Equal(t, int64(7), e.cluster.Committed(t, group, topic)[0].At, "%s: commits stop right before the record that exhausted its attempts", e.rule)
 }
+
+func testReuseRecords(t *testing.T, e *env) {
+	topic, group := e.cluster.Topic(t, 3), e.cluster.Group(t)
+	want := e.produce(topic, "v", 300, 0, 1, 2)
+	s := newSink() // copies each record: a handler that keeps one must
+	c := e.newConsumer(group, []string{topic}, &consumer.Options{Initial: discovery.Earliest, ReuseRecords: true, MaxPollRecords: 50})
+	e.run(c, s.handler)
+	e.received(s, want, "records read through a reused buffer")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for tp, rs := range s.recs {
+		for _, r := range rs {
+			assert.Equal(t, fmt.Sprintf("v-%d-%d", tp.Partition, r.Offset), string(r.Value), "%s: record %s@%d carries its own value", e.rule, tp, r.Offset)
+		}
+	}
+	for k, n := range s.count {
+		assert.Equal(t, 1, n, "%s: %s delivered once", e.rule, k)
+	}
+}

@@ -157,7 +157,7 @@ func (c *consumer) forget(tps []polykafka.TopicPartition) {
 }
 
 // Fetch implements driver.Consumer.
-func (c *consumer) Fetch(ctx context.Context, max int) ([]polykafka.Record, error) {
+func (c *consumer) Fetch(ctx context.Context, max int, buf []polykafka.Record) ([]polykafka.Record, error) {
 	if err := c.takeAssignErr(); err != nil {
 		return nil, err
 	}
@@ -182,20 +182,28 @@ func (c *consumer) Fetch(ctx context.Context, max int) ([]polykafka.Record, erro
 	if n == 0 {
 		return nil, firstErr
 	}
-	out := make([]polykafka.Record, 0, n)
-	fs.EachRecord(func(r *kgo.Record) {
-		out = append(out, polykafka.Record{
-			Topic:     r.Topic,
-			Partition: r.Partition,
-			Offset:    r.Offset,
-			Key:       r.Key,
-			Value:     r.Value,
-			Headers:   fromKgoHeaders(r.Headers),
-			Timestamp: r.Timestamp,
-			Native:    r,
-		})
+	out := buf[:0]
+	if cap(out) < n {
+		out = make([]polykafka.Record, 0, n)
+	}
+	out = out[:n]
+	i := 0
+	fs.EachPartition(func(p kgo.FetchTopicPartition) {
+		for _, r := range p.Records {
+			out[i] = polykafka.Record{
+				Topic:     r.Topic,
+				Partition: r.Partition,
+				Offset:    r.Offset,
+				Key:       r.Key,
+				Value:     r.Value,
+				Headers:   fromKgoHeaders(r.Headers),
+				Timestamp: r.Timestamp,
+				Native:    r,
+			}
+			i++
+		}
 	})
-	return out, nil
+	return out[:i], nil
 }
 
 func (c *consumer) takeAssignErr() error {

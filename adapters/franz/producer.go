@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -13,8 +15,20 @@ import (
 )
 
 type producer struct {
-	cl *kgo.Client
+	cl  *kgo.Client
+	cur atomic.Pointer[chunk] // where the next pendings come from
 }
+
+// chunk is pendingChunk pendings allocated at once, handed out by an atomic
+// index: the record path allocates 1/pendingChunk objects per record
+// instead of one, with one atomic add. A chunk stays in memory until every
+// record in it is done.
+type chunk struct {
+	next atomic.Int64
+	ps   [pendingChunk]pending
+}
+
+const pendingChunk = 256
 
 var _ driver.Producer = (*producer)(nil)
 
@@ -66,8 +80,8 @@ func (b *Backend) OpenProducer(_ context.Context, cfg driver.ProducerConfig) (dr
 }
 
 // pending is one record in flight. kr is its first field, so the promise
-// can recover the pending from the *kgo.Record kgo hands back (the only
-// per-record allocation of the adapter: no closure per record).
+// can recover the pending from the *kgo.Record kgo hands back: no closure
+// per record.
 type pending struct {
 	kr           kgo.Record
 	rec          *polykafka.Record
@@ -77,9 +91,26 @@ type pending struct {
 
 func pendingOf(kr *kgo.Record) *pending { return (*pending)(unsafe.Pointer(kr)) }
 
+func (p *producer) alloc() *pending {
+	for {
+		c := p.cur.Load()
+		if c != nil {
+			if i := c.next.Add(1) - 1; i < pendingChunk {
+				return &c.ps[i]
+			}
+		}
+		nc := new(chunk)
+		nc.next.Store(1)
+		if p.cur.CompareAndSwap(c, nc) {
+			return &nc.ps[0]
+		}
+	}
+}
+
 // Produce implements driver.Producer.
 func (p *producer) Produce(ctx context.Context, r *polykafka.Record, done func(*polykafka.Record, error)) {
-	pd := &pending{rec: r, done: done}
+	pd := p.alloc()
+	pd.rec, pd.done = r, done
 	pd.kr = kgo.Record{
 		Topic:     r.Topic,
 		Partition: r.Partition,
@@ -93,14 +124,21 @@ func (p *producer) Produce(ctx context.Context, r *polykafka.Record, done func(*
 
 func promise(kr *kgo.Record, err error) {
 	pd := pendingOf(kr)
-	r := pd.rec
+	r, done := pd.rec, pd.done
 	switch {
 	case err == nil:
 		r.Partition, r.Offset, r.Timestamp = kr.Partition, kr.Offset, kr.Timestamp
 	case pd.badPartition:
-		err = fmt.Errorf("%w: record Partition %d: %v", errInvalidPartition, pd.kr.Partition, err)
+		err = fmt.Errorf("%w: record Partition %d: %v", errInvalidPartition, kr.Partition, err)
 	}
-	pd.done(r, err)
+	if err != nil {
+		err = polykafka.NewError(errorCode(err), "producer: send", "", err)
+	}
+	// Drop references so a chunk kept alive by a slow record does not keep
+	// the other records' buffers.
+	pd.rec, pd.done = nil, nil
+	pd.kr.Key, pd.kr.Value, pd.kr.Headers = nil, nil, nil
+	done(r, err)
 }
 
 func toKgoHeaders(hs []polykafka.Header) []kgo.RecordHeader {
@@ -122,6 +160,16 @@ func (p *producer) Flush(ctx context.Context) error { return p.cl.Flush(ctx) }
 func (p *producer) Close(ctx context.Context) error {
 	err := p.cl.Flush(ctx)
 	p.cl.Close()
+	// kgo fails what is still buffered on Close and calls those promises
+	// from its own goroutines; it counts a record as buffered until its
+	// promise has returned (kgo finishRecordPromise), so wait for zero.
+	deadline := time.Now().Add(10 * time.Second)
+	for p.cl.BufferedProduceRecords() > 0 {
+		if time.Now().After(deadline) {
+			return errors.Join(err, errors.New("franz: records still undelivered 10s after close"))
+		}
+		time.Sleep(time.Millisecond)
+	}
 	return err
 }
 
@@ -138,45 +186,70 @@ func (p *producer) As(target any) bool {
 func (*producer) ErrorCode(err error) polykafka.ErrorCode { return errorCode(err) }
 
 // recordPartitioner honours a record's own partition (>= 0) and otherwise
-// defers to the wrapped partitioner.
+// defers to the wrapped partitioner. The per-topic wrapper implements kgo's
+// optional partitioner interfaces only where the wrapped one does: kgo
+// changes its batching when a partitioner has OnNewBatch (KIP-480), so
+// advertising one the wrapped partitioner lacks would change behaviour.
 type recordPartitioner struct{ inner kgo.Partitioner }
 
 func (rp recordPartitioner) ForTopic(t string) kgo.TopicPartitioner {
-	return &recordTopicPartitioner{inner: rp.inner.ForTopic(t)}
+	inner := rp.inner.ForTopic(t)
+	base := recordTP{inner: inner}
+	b, isBackup := inner.(kgo.TopicBackupPartitioner)
+	nb, isNewBatch := inner.(kgo.TopicPartitionerOnNewBatch)
+	switch {
+	case isBackup && isNewBatch:
+		return &backupNewBatchTP{backupTP{base, b}, nb}
+	case isBackup:
+		return &backupTP{base, b}
+	case isNewBatch:
+		return &newBatchTP{base, nb}
+	}
+	return &base
 }
 
-type recordTopicPartitioner struct{ inner kgo.TopicPartitioner }
+type recordTP struct{ inner kgo.TopicPartitioner }
 
-func (tp *recordTopicPartitioner) RequiresConsistency(r *kgo.Record) bool {
+func (tp *recordTP) RequiresConsistency(r *kgo.Record) bool {
 	return r.Partition >= 0 || tp.inner.RequiresConsistency(r)
 }
 
-func (tp *recordTopicPartitioner) Partition(r *kgo.Record, n int) int {
+func (tp *recordTP) Partition(r *kgo.Record, n int) int {
 	if r.Partition >= 0 {
-		return tp.own(r, n)
+		return own(r, n)
 	}
 	return tp.inner.Partition(r, n)
 }
 
-func (tp *recordTopicPartitioner) PartitionByBackup(r *kgo.Record, n int, it kgo.TopicBackupIter) int {
-	if r.Partition >= 0 {
-		return tp.own(r, n)
-	}
-	if b, ok := tp.inner.(kgo.TopicBackupPartitioner); ok {
-		return b.PartitionByBackup(r, n, it)
-	}
-	return tp.inner.Partition(r, n)
+type backupTP struct {
+	recordTP
+	b kgo.TopicBackupPartitioner
 }
 
-func (tp *recordTopicPartitioner) OnNewBatch() {
-	if b, ok := tp.inner.(kgo.TopicPartitionerOnNewBatch); ok {
-		b.OnNewBatch()
+func (tp *backupTP) PartitionByBackup(r *kgo.Record, n int, it kgo.TopicBackupIter) int {
+	if r.Partition >= 0 {
+		return own(r, n)
 	}
+	return tp.b.PartitionByBackup(r, n, it)
 }
+
+type newBatchTP struct {
+	recordTP
+	nb kgo.TopicPartitionerOnNewBatch
+}
+
+func (tp *newBatchTP) OnNewBatch() { tp.nb.OnNewBatch() }
+
+type backupNewBatchTP struct {
+	backupTP
+	nb kgo.TopicPartitionerOnNewBatch
+}
+
+func (tp *backupNewBatchTP) OnNewBatch() { tp.nb.OnNewBatch() }
 
 // own returns the record's partition; kgo fails the record if it is out of
 // range, and the promise then reports InvalidArgument.
-func (tp *recordTopicPartitioner) own(r *kgo.Record, n int) int {
+func own(r *kgo.Record, n int) int {
 	if int(r.Partition) >= n {
 		pendingOf(r).badPartition = true
 	}

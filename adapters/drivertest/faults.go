@@ -1,0 +1,127 @@
+package drivertest
+
+import (
+	"context"
+	"errors"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/polykafka/polykafka"
+	"github.com/polykafka/polykafka/consumer"
+	"github.com/polykafka/polykafka/discovery"
+	"github.com/polykafka/polykafka/offsetstore"
+	"github.com/polykafka/polykafka/producer"
+)
+
+// deadAddress returns a loopback address nothing listens on.
+func deadAddress(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	return addr
+}
+
+func testBrokerUnavailable(t *testing.T, e *env) {
+	b := e.h.NewBackend(t, []string{deadAddress(t)})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	start := time.Now()
+	c, err := consumer.New(ctx, b, "g", []string{"t"}, e.consumerOpts(nil))
+	if c != nil {
+		_ = c.Close()
+	}
+	require.Error(t, err, "%s: consumer.New with no reachable broker", e.rule)
+	assert.Less(t, time.Since(start), 15*time.Second, "%s: consumer.New returned long after its context's deadline", e.rule)
+
+	p, err := producer.New(ctx, b, &producer.Options{Logger: e.logger, CloseTimeout: time.Second})
+	require.NoError(t, err, "%s: opening a producer does not need a broker", e.rule)
+	sctx, scancel := context.WithTimeout(context.Background(), time.Second)
+	defer scancel()
+	start = time.Now()
+	err = p.Send(sctx, &polykafka.Record{Topic: "t", Value: []byte("v")})
+	require.Error(t, err, "%s: Send with no reachable broker", e.rule)
+	assert.True(t, errors.Is(err, context.DeadlineExceeded) || polykafka.IsRetryable(err) || polykafka.Code(err) == polykafka.Closed,
+		"%s: Send fails with its context's deadline or a retryable error, got %v", e.rule, err)
+	assert.Less(t, time.Since(start), 15*time.Second, "%s: Send returned long after its context's deadline", e.rule)
+
+	called := make(chan error, 1)
+	p.SendAsync(context.Background(), &polykafka.Record{Topic: "t", Value: []byte("v")}, func(_ *polykafka.Record, err error) { called <- err })
+	// Close may report that it failed records; what matters is that their
+	// callbacks ran.
+	_ = p.Close()
+	select {
+	case err := <-called:
+		assert.Error(t, err, "%s: an undeliverable record's callback gets an error at Close", e.rule)
+	default:
+		t.Errorf("%s: Close returned before the pending callback ran", e.rule)
+	}
+}
+
+func testCancelledContext(t *testing.T, e *env) {
+	topic := e.cluster.Topic(t, 1)
+	p := e.newProducer(nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err := p.Send(ctx, &polykafka.Record{Topic: topic, Value: []byte("v")})
+	assert.ErrorIs(t, err, context.Canceled, "%s: Send with a cancelled context returns the context's error, unwrapped", e.rule)
+
+	group := e.cluster.Group(t)
+	_, err = consumer.New(ctx, e.backend, group, []string{topic}, e.consumerOpts(nil))
+	assert.ErrorIs(t, err, context.Canceled, "%s: consumer.New with a cancelled context", e.rule)
+
+	c := e.newConsumer(group, []string{topic}, nil)
+	_, err = c.Poll(ctx)
+	assert.ErrorIs(t, err, context.Canceled, "%s: Poll with a cancelled context", e.rule)
+	assert.NoError(t, c.Run(ctx, func(context.Context, *polykafka.Record) error { return nil }),
+		"%s: Run with a cancelled context returns nil at once", e.rule)
+}
+
+func testMemoryStore(t *testing.T, e *env) {
+	topic, group := e.cluster.Topic(t, 2), e.cluster.Group(t)
+	first := e.produce(topic, "first", 5, 0, 1)
+	store := offsetstore.NewMemory()
+	s1 := newSink()
+	c1 := e.newConsumer(group, []string{topic}, &consumer.Options{Store: store, Initial: discovery.Earliest})
+	e.run(c1, s1.handler)
+	e.received(s1, first, "first consumer on a memory store")
+	require.NoError(t, c1.Close())
+	assert.Empty(t, e.cluster.Committed(t, group, topic), "%s: positions live in the store, not in Kafka", e.rule)
+	pos, err := store.Load(e.ctx(5*time.Second), group, topic)
+	require.NoError(t, err)
+	for p := int32(0); p < 2; p++ {
+		assert.Equal(t, int64(5), pos[p].Offset, "%s: the store holds the processed position of p%d", e.rule, p)
+		assert.Equal(t, int32(2), pos[p].Baseline, "%s: the store holds the baseline", e.rule)
+	}
+
+	second := e.produce(topic, "second", 5, 0, 1)
+	s2 := newSink()
+	// Kafka has no commit for the group, so a backend applying its own
+	// reset policy would start at earliest (or latest) here, not at 5.
+	c2 := e.newConsumer(group, []string{topic}, &consumer.Options{Store: store, Initial: discovery.Earliest})
+	e.run(c2, s2.handler)
+	e.received(s2, second, "second consumer on the same store")
+	e.noneOf(s2, first, "the backend ignored the store's positions")
+}
+
+func testInitialAtTime(t *testing.T, e *env) {
+	topic, group := e.cluster.Topic(t, 1), e.cluster.Group(t)
+	now := time.Now()
+	var rs []*kgo.Record
+	for i, age := range []time.Duration{3 * time.Hour, 2 * time.Hour, 90 * time.Minute, 30 * time.Minute, 10 * time.Minute} {
+		rs = append(rs, &kgo.Record{Topic: topic, Partition: 0, Value: []byte{byte('a' + i)}, Timestamp: now.Add(-age)})
+	}
+	e.cluster.Produce(t, rs...)
+	s, d := newSink(), newDecisions()
+	c := e.newConsumer(group, []string{topic}, &consumer.Options{Initial: discovery.At(now.Add(-time.Hour)), Hooks: []any{d}})
+	e.run(c, s.handler)
+	tp := polykafka.TopicPartition{Topic: topic, Partition: 0}
+	e.eventually(wait, func() bool { return len(s.offsets(tp)) >= 2 }, "records newer than the policy's time were not read")
+	assert.Equal(t, []int64{3, 4}, s.offsets(tp), "%s: Initial=At(t) starts at the first record at or after t", e.rule)
+	e.wantDecision(d, topic, 0, discovery.ReasonInitial, 3)
+}
