@@ -128,98 +128,13 @@ func BenchmarkProduce(b *testing.B) {
 	tc := testcluster.New(b)
 	brokers := tc.Brokers()
 
-	b.Run("raw", func(b *testing.B) {
-		topic := benchTopic(b, tc)
-		cl, err := kgo.NewClient(
-			kgo.SeedBrokers(brokers...),
-			kgo.RequiredAcks(kgo.AllISRAcks()),                // kgo's default, idempotent by default
-			kgo.ProducerLinger(0),                             // kgo's default is 10ms
-			kgo.ProducerBatchCompression(kgo.NoCompression()), // kgo's default is snappy
-			kgo.RecordPartitioner(kgo.UniformBytesPartitioner(64<<10, true, true, nil)),
-		)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer cl.Close()
-		ctx := context.Background()
-		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: benchValue}).FirstErr(); err != nil {
-			b.Fatal(err)
-		}
-
-		var acks atomic.Int64
-		var errs errCount
-		promise := func(_ *kgo.Record, err error) {
-			if err != nil {
-				errs.add(err)
-				return
-			}
-			acks.Add(1)
-		}
-
-		runtime.GC()
-		b.ResetTimer()
-		var m measure
-		m.begin()
-		for i := 0; i < b.N; i++ {
-			cl.Produce(ctx, &kgo.Record{Topic: topic, Value: benchValue}, promise)
-		}
-		if err := cl.Flush(ctx); err != nil {
-			b.Fatal(err)
-		}
-		m.end(b, b.N)
-		b.StopTimer()
-
-		errs.check(b)
-		if got := acks.Load(); got != int64(b.N) {
-			b.Fatalf("acked %d records, want %d", got, b.N)
-		}
-	})
-
+	b.Run("raw", func(b *testing.B) { benchRawProduce(b, tc, false) })
 	// raw+record is raw with one more allocation per record: the
 	// polykafka.Record a user of the portable API builds for each send,
 	// discarded. It isolates what the record representation costs (an
 	// extra 144-byte object per record, and the GC work it brings) from
 	// what the adapter and the portable layer cost.
-	b.Run("raw+record", func(b *testing.B) {
-		topic := benchTopic(b, tc)
-		cl, err := kgo.NewClient(
-			kgo.SeedBrokers(brokers...),
-			kgo.RequiredAcks(kgo.AllISRAcks()),
-			kgo.ProducerLinger(0),
-			kgo.ProducerBatchCompression(kgo.NoCompression()),
-			kgo.RecordPartitioner(kgo.UniformBytesPartitioner(64<<10, true, true, nil)),
-		)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer cl.Close()
-		ctx := context.Background()
-		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: benchValue}).FirstErr(); err != nil {
-			b.Fatal(err)
-		}
-		var acks atomic.Int64
-		promise := func(_ *kgo.Record, err error) {
-			if err == nil {
-				acks.Add(1)
-			}
-		}
-		runtime.GC()
-		b.ResetTimer()
-		var m measure
-		m.begin()
-		for i := 0; i < b.N; i++ {
-			portableRecordSink = &polykafka.Record{Topic: topic, Value: benchValue}
-			cl.Produce(ctx, &kgo.Record{Topic: topic, Value: benchValue}, promise)
-		}
-		if err := cl.Flush(ctx); err != nil {
-			b.Fatal(err)
-		}
-		m.end(b, b.N)
-		b.StopTimer()
-		if got := acks.Load(); got != int64(b.N) {
-			b.Fatalf("acked %d records, want %d", got, b.N)
-		}
-	})
+	b.Run("raw+record", func(b *testing.B) { benchRawProduce(b, tc, true) })
 
 	b.Run("polykafka", func(b *testing.B) {
 		topic := benchTopic(b, tc)
@@ -263,6 +178,59 @@ func BenchmarkProduce(b *testing.B) {
 			b.Fatalf("acked %d records, want %d", got, b.N)
 		}
 	})
+}
+
+// benchRawProduce produces b.N records with a plain kgo client set up like
+// the adapter's producer with the portable defaults. With portableRecord it
+// also allocates (and discards) one polykafka.Record per send.
+func benchRawProduce(b *testing.B, tc *testcluster.Cluster, portableRecord bool) {
+	topic := benchTopic(b, tc)
+	cl, err := kgo.NewClient(
+		kgo.SeedBrokers(tc.Brokers()...),
+		kgo.RequiredAcks(kgo.AllISRAcks()),                // kgo's default, idempotent by default
+		kgo.ProducerLinger(0),                             // kgo's default is 10ms
+		kgo.ProducerBatchCompression(kgo.NoCompression()), // kgo's default is snappy
+		kgo.RecordPartitioner(kgo.UniformBytesPartitioner(64<<10, true, true, nil)),
+	)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cl.Close()
+	ctx := context.Background()
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: benchValue}).FirstErr(); err != nil {
+		b.Fatal(err)
+	}
+
+	var acks atomic.Int64
+	var errs errCount
+	promise := func(_ *kgo.Record, err error) {
+		if err != nil {
+			errs.add(err)
+			return
+		}
+		acks.Add(1)
+	}
+
+	runtime.GC()
+	b.ResetTimer()
+	var m measure
+	m.begin()
+	for i := 0; i < b.N; i++ {
+		if portableRecord {
+			portableRecordSink = &polykafka.Record{Topic: topic, Value: benchValue}
+		}
+		cl.Produce(ctx, &kgo.Record{Topic: topic, Value: benchValue}, promise)
+	}
+	if err := cl.Flush(ctx); err != nil {
+		b.Fatal(err)
+	}
+	m.end(b, b.N)
+	b.StopTimer()
+
+	errs.check(b)
+	if got := acks.Load(); got != int64(b.N) {
+		b.Fatalf("acked %d records, want %d", got, b.N)
+	}
 }
 
 // fillTopic creates a 6-partition topic holding n records of 100 bytes
