@@ -269,7 +269,9 @@ func (c *Consumer) Resume(ctx context.Context, tps ...polykafka.TopicPartition) 
 // Close stops Run, RunBatch and Poll (they return nil), waits for the
 // handler call in progress, commits processed offsets, leaves the group and
 // releases the client, all within Options.CloseTimeout. It is idempotent:
-// later calls return the first call's result.
+// later calls return the first call's result. Do not call it from a
+// handler (it would wait CloseTimeout for that handler to return): cancel
+// Run's context instead, and Close after Run returned.
 func (c *Consumer) Close() error {
 	c.closeMu.Lock()
 	defer c.closeMu.Unlock()

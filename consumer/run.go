@@ -56,7 +56,7 @@ func handleRun(ctx context.Context, ps *partState, run []polykafka.Record, h Han
 	}()
 	for n = 0; n < len(run); n++ {
 		r := &run[n]
-		if ps.gone.Load() {
+		if ps.gone.Load() || ctx.Err() != nil {
 			return len(run), nil
 		}
 		if r.Offset < ps.start {
@@ -172,6 +172,9 @@ func (c *Consumer) loopWith(ctx context.Context, op string, reuse bool, deliver 
 				// Not assigned, or assigned but not decided: the driver
 				// must not return such records; never hand them out.
 				continue
+			}
+			if ctx.Err() != nil {
+				return nil // stopping: the rest is fetched again by the next owner
 			}
 			if err := deliver(ctx, ps, run); err != nil {
 				return err

@@ -67,7 +67,10 @@ type GroupHandler interface {
 	// tps must start; the driver starts there exactly and applies no reset
 	// policy of its own. Commits made during the call belong to the new
 	// generation. If Assigned returns an error, the driver must not fetch
-	// tps and returns the error from the next Fetch.
+	// tps. If the error is retryable (polykafka.IsRetryable: the group is
+	// rebalancing, a broker is unavailable), the driver makes the group
+	// rebalance again, which calls Assigned again; otherwise it returns the
+	// error from the next Fetch.
 	Assigned(ctx context.Context, tps []polykafka.TopicPartition) (map[polykafka.TopicPartition]int64, error)
 	// Revoked is called before tps are given up cleanly: on a rebalance or
 	// from Close. Commits made during the call still succeed. After it

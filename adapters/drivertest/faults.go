@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"net"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/polykafka/polykafka"
 	"github.com/polykafka/polykafka/consumer"
@@ -124,4 +127,58 @@ func testInitialAtTime(t *testing.T, e *env) {
 	e.eventually(wait, func() bool { return len(s.offsets(tp)) >= 2 }, "records newer than the policy's time were not read")
 	assert.Equal(t, []int64{3, 4}, s.offsets(tp), "%s: Initial=At(t) starts at the first record at or after t", e.rule)
 	e.wantDecision(d, topic, 0, discovery.ReasonInitial, 3)
+}
+
+// failFirstCommit makes the first OffsetCommit of group fail with
+// REBALANCE_IN_PROGRESS on every partition (in-process cluster only).
+func failFirstCommit(t *testing.T, e *env, group string) *atomic.Int32 {
+	fake := e.cluster.Fake()
+	if fake == nil {
+		t.Skip("fault injection needs the in-process cluster; this case does not run against KAFKA_BROKERS")
+	}
+	var failed atomic.Int32
+	fake.ControlKey(int16(kmsg.OffsetCommit), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		r := req.(*kmsg.OffsetCommitRequest)
+		if r.Group != group {
+			fake.KeepControl()
+			return nil, nil, false
+		}
+		resp := r.ResponseKind().(*kmsg.OffsetCommitResponse)
+		for _, rt := range r.Topics {
+			st := kmsg.NewOffsetCommitResponseTopic()
+			st.Topic = rt.Topic
+			st.TopicID = rt.TopicID
+			for _, rp := range rt.Partitions {
+				sp := kmsg.NewOffsetCommitResponseTopicPartition()
+				sp.Partition = rp.Partition
+				sp.ErrorCode = kerr.RebalanceInProgress.Code
+				st.Partitions = append(st.Partitions, sp)
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
+		failed.Add(1)
+		return resp, nil, true
+	})
+	return &failed
+}
+
+func testAssignCommitFails(t *testing.T, e *env) {
+	topic, group := e.cluster.Topic(t, 1), e.cluster.Group(t)
+	failed := failFirstCommit(t, e, group)
+	old := e.produce(topic, "old", 5, 0)
+	s, d := newSink(), newDecisions()
+	c := e.newConsumer(group, []string{topic}, &consumer.Options{Hooks: []any{d}})
+	done := e.run(c, s.handler)
+	e.assigned(wait, topic, 1, c)
+	e.wantDecision(d, topic, 0, discovery.ReasonInitial, 5)
+	assert.Equal(t, int32(1), failed.Load(), "%s: the injected failure hit the start decision's commit", e.rule)
+	fresh := e.produce(topic, "new", 5, 0)
+	e.received(s, fresh, "records after a failed start-decision commit")
+	e.noneOf(s, old, "history was read after the failed commit")
+	select {
+	case err := <-done:
+		t.Fatalf("%s: Run stopped: %v", e.rule, err)
+	default:
+	}
+	assert.GreaterOrEqual(t, e.cluster.Committed(t, group, topic)[0].At, int64(5), "%s: the retried decision (or later progress) was committed", e.rule)
 }

@@ -90,6 +90,13 @@ func (c *consumer) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[s
 		for _, tp := range tps {
 			c.failed[tp] = true
 		}
+		if polykafka.IsRetryable(err) {
+			// Transient: rebalance again rather than stop the consumer;
+			// the new assignment calls Assigned again.
+			c.log.Warn("polykafka: franz: start decision failed; rebalancing to retry", "err", err)
+			go c.cl.ForceRebalance()
+			return
+		}
 		if c.assignErr == nil {
 			c.assignErr = err
 		}
