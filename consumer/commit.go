@@ -44,6 +44,20 @@ func (c *Consumer) Commit(ctx context.Context) error {
 // commitProcessed stores the processed offset of every partition in only
 // (all assigned partitions if only is nil) that moved since its last commit.
 func (c *Consumer) commitProcessed(ctx context.Context, only []polykafka.TopicPartition) error {
+	offsets, err := c.commitLocked(ctx, only)
+	if offsets != nil {
+		c.eachHook(func(h any) {
+			if h, ok := h.(HookCommit); ok {
+				h.OnCommit(offsets, err)
+			}
+		})
+	}
+	return err
+}
+
+// commitLocked does commitProcessed's work under commitMu and returns what
+// it tried to commit (nil if nothing), so that hooks run without the lock.
+func (c *Consumer) commitLocked(ctx context.Context, only []polykafka.TopicPartition) (map[polykafka.TopicPartition]int64, error) {
 	c.commitMu.Lock()
 	defer c.commitMu.Unlock()
 
@@ -73,7 +87,7 @@ func (c *Consumer) commitProcessed(ctx context.Context, only []polykafka.TopicPa
 		}
 	}
 	if len(save) == 0 {
-		return nil
+		return nil, nil
 	}
 	err := c.store.Save(ctx, c.group, save)
 	if err == nil {
@@ -83,12 +97,7 @@ func (c *Consumer) commitProcessed(ctx context.Context, only []polykafka.TopicPa
 	} else {
 		err = c.wrap("consumer: commit", err)
 	}
-	c.eachHook(func(h any) {
-		if h, ok := h.(HookCommit); ok {
-			h.OnCommit(offsets, err)
-		}
-	})
-	return err
+	return offsets, err
 }
 
 // commitLoop commits processed offsets every CommitInterval until ctx is

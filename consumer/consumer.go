@@ -52,8 +52,9 @@ type Consumer struct {
 	s      settings
 	store  offsetstore.Store
 
-	ready    chan struct{} // closed when New has finished (or failed)
-	newErr   error         // set before ready is closed if New failed
+	known    map[string]int32 // partition counts at New; read-only once ready is closed
+	ready    chan struct{}    // closed when New has finished (or failed)
+	newErr   error            // set before ready is closed if New failed
 	bg       context.Context
 	bgCancel context.CancelFunc
 	bgWG     sync.WaitGroup
@@ -149,6 +150,7 @@ func New(ctx context.Context, b driver.Backend, group string, topics []string, o
 		_ = d.Close(ctx)
 		return nil, c.wrap(op, err)
 	}
+	c.known = counts
 	close(c.ready)
 
 	if s.DiscoveryInterval > 0 {

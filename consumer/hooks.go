@@ -9,8 +9,10 @@ import (
 
 // Hooks are small interfaces; a value in Options.Hooks implements any
 // number of them. Hooks are called synchronously from the consumer's
-// internal goroutines and must return quickly. New hooks may be added
-// without breaking existing values.
+// internal goroutines (rebalance hooks from inside the backend's rebalance
+// callback) and must return quickly. They must not call the Consumer's
+// Close, Commit, Pause or Resume: cancel Run's context instead. New hooks
+// may be added without breaking existing values.
 
 // HookStartDecision is called once per assigned partition with the
 // decision of where it starts, after the decision was stored and before the

@@ -11,6 +11,11 @@ import (
 	"github.com/polykafka/polykafka/offsetstore"
 )
 
+// assignTimeout bounds one start decision (reads, retries and the commit):
+// well under the default rebalance timeout (60s), so that a member stuck on
+// an unavailable broker is not expelled from the group for it.
+const assignTimeout = 30 * time.Second
+
 // groupHandler is the Consumer as the driver sees it: a separate method set
 // so that Assigned, Revoked and Lost are not part of the Consumer's API.
 type groupHandler Consumer
@@ -29,6 +34,11 @@ func (h *groupHandler) Assigned(ctx context.Context, tps []polykafka.TopicPartit
 	if c.newErr != nil {
 		return nil, c.newErr
 	}
+	// Bounded, and cut short by Close: the backend's context lives as long
+	// as its client, and a slow decision holds up the whole group.
+	ctx, cancel := context.WithTimeout(ctx, assignTimeout)
+	defer cancel()
+	defer context.AfterFunc(c.bg, cancel)()
 	if len(tps) == 0 {
 		return map[polykafka.TopicPartition]int64{}, nil
 	}
@@ -109,6 +119,7 @@ func (c *Consumer) decide(ctx context.Context, topic string, ps []int32) ([]disc
 	in := discovery.Input{
 		Topic:         topic,
 		Partitions:    ps,
+		Known:         c.known[topic],
 		Initial:       c.s.Initial,
 		NewPartitions: c.s.NewPartitions,
 		OutOfRange:    c.s.OutOfRange,
@@ -180,7 +191,13 @@ func (h *groupHandler) Revoked(ctx context.Context, tps []polykafka.TopicPartiti
 func (h *groupHandler) Lost(ctx context.Context, tps []polykafka.TopicPartition) {
 	c := (*Consumer)(h)
 	c.s.Logger.Warn("polykafka: partitions lost; uncommitted progress will be re-read", "group", c.group, "partitions", tps)
+	// Under commitMu, so that a periodic commit that already gathered
+	// these partitions finishes before they are forgotten, and none starts
+	// with them afterwards (it would otherwise go out in the next
+	// generation, over the new owner's commits).
+	c.commitMu.Lock()
 	c.forget(tps)
+	c.commitMu.Unlock()
 	c.eachHook(func(h any) {
 		if h, ok := h.(HookLost); ok {
 			h.OnPartitionsLost(ctx, slices.Clone(tps))

@@ -22,7 +22,10 @@ type BatchHandler func(ctx context.Context, rs []*polykafka.Record) error
 
 // Run fetches records and calls h for each, one at a time, in partition
 // order, until ctx is done or the consumer is closed (then it returns nil),
-// or until a fetch or the handler fails (see Options.OnError).
+// or until a fetch or the handler fails (see Options.OnError). After a
+// failure the consumer stays stopped: later calls of Run, RunBatch and Poll
+// return the same error; Close it and create a new one, which resumes at
+// the last commit.
 func (c *Consumer) Run(ctx context.Context, h Handler) error {
 	if h == nil {
 		return polykafka.NewError(polykafka.InvalidArgument, "consumer: Run", "handler is nil", nil)
@@ -156,7 +159,15 @@ func (c *Consumer) loopWith(ctx context.Context, op string, reuse bool, deliver 
 			return nil
 		}
 		if err != nil {
-			return c.wrap(op, err)
+			// Sticky: the driver reports only what it cannot go on from
+			// (a failed start decision leaves partitions assigned but
+			// unfetched), so a later Run must not carry on as if nothing
+			// happened. Close and create a new consumer.
+			werr := c.wrap(op, err)
+			if polykafka.Code(werr) != polykafka.Closed {
+				c.failed.Store(&werr)
+			}
+			return werr
 		}
 		for i := 0; i < len(recs); {
 			j := i + 1

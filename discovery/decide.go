@@ -116,6 +116,13 @@ type Input struct {
 	Partitions []int32
 	// Count is the topic's partition count, read from fresh metadata.
 	Count int32
+	// Known is the smallest partition count the deciding member has seen
+	// for the topic (when it started), or 0. If the group has no position
+	// in the topic, the baseline recorded is min(Count, Known): a partition
+	// created after the member started, and assigned after this decision
+	// (the leader may plan from older metadata), then counts as new rather
+	// than taking "latest" late.
+	Known int32
 	// Positions are the group's stored positions for every partition of
 	// the topic (not only the assigned ones).
 	Positions map[int32]offsetstore.Position
@@ -209,9 +216,13 @@ func Decide(in Input) ([]Decision, error) {
 	baseline := recorded
 	if baseline == 0 {
 		// Never read by polykafka: record the count as the group sees it
-		// now. For a topic read by another client before, every partition
-		// without a position is new anyway (see below).
+		// now (or as this member first saw it, if smaller). For a topic
+		// read by another client before, every partition without a
+		// position is new anyway (see below).
 		baseline = in.Count
+		if in.Known > 0 && in.Known < baseline {
+			baseline = in.Known
+		}
 	}
 
 	out := make([]Decision, 0, len(in.Partitions))

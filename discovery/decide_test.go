@@ -70,6 +70,18 @@ func TestDecide(t *testing.T) {
 			want: map[int32]want{0: {42, ReasonInitial, 2}, 1: {110, ReasonInitial, 2}},
 		},
 		{
+			name: "growth before the first decision",
+			rule: "with no positions, the baseline is the count the member saw at start when smaller, so later-assigned partitions created since count as new",
+			in:   Input{Partitions: []int32{0, 1}, Count: 4, Known: 2},
+			want: map[int32]want{0: {100, ReasonInitial, 2}, 1: {110, ReasonInitial, 2}},
+		},
+		{
+			name: "known ignored once positions exist",
+			rule: "a recorded baseline wins over the member's own view",
+			in:   Input{Partitions: []int32{2}, Count: 4, Known: 1, Positions: map[int32]pos{0: mk(100, 3)}},
+			want: map[int32]want{2: {120, ReasonInitial, 3}},
+		},
+		{
 			name: "new partition",
 			rule: "a partition with id >= the baseline and no position was created after the group started: earliest",
 			in:   Input{Partitions: []int32{2, 3}, Count: 4, Positions: map[int32]pos{0: mk(50, 2), 1: mk(60, 2)}},

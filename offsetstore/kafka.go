@@ -23,9 +23,10 @@ type GroupCommitter interface {
 // and the baseline travels in each commit's metadata string
 // ("polykafka:v1:baseline=N"), which all four supported clients can write.
 //
-// Because commits go through the group member, they are fenced by the
-// group generation: a member that lost its partitions cannot overwrite the
-// positions of their new owner. Kafka deletes the commits of a group that
+// Commits go through the group member and carry its generation: the
+// broker refuses them from a member that left the group or whose
+// generation is over. (It does not check which member owns a partition;
+// the consumer stops committing a partition once it is revoked or lost.) Kafka deletes the commits of a group that
 // stays empty longer than the broker's offsets.retention.minutes (7 days by
 // default); the group then counts as new and its initial policy applies.
 type Kafka struct {

@@ -24,6 +24,8 @@ import (
 	"errors"
 	"strconv"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/polykafka/polykafka"
 	"github.com/polykafka/polykafka/adapters/driver"
@@ -34,8 +36,13 @@ type Producer struct {
 	d driver.Producer
 	s settings
 
-	mu       sync.RWMutex // held for reading while a record is handed over
-	closed   bool
+	// handing counts SendAsync calls between their closed check and the
+	// driver's Produce returning; Close waits for it to drain after the
+	// driver is closed (which unblocks a Produce waiting for buffer space),
+	// so no record reaches the driver unnoticed after Close. No lock is
+	// held across Produce: it may block, and callbacks may run inside it.
+	handing  atomic.Int64
+	closed   atomic.Bool
 	closeErr error
 	closeMu  sync.Mutex
 	once     bool
@@ -117,17 +124,14 @@ func (p *Producer) SendAsync(ctx context.Context, r *polykafka.Record, cb func(*
 		cb(r, err)
 		return
 	}
-	// Held for reading only while the record is handed over, so that Close
-	// (which takes it for writing) knows no record can reach the driver
-	// after it. Not deferred: this is the per-record path.
-	p.mu.RLock()
-	if p.closed {
-		p.mu.RUnlock()
+	p.handing.Add(1) // before the check: Close sets closed, then waits for zero
+	if p.closed.Load() {
+		p.handing.Add(-1)
 		cb(r, polykafka.NewError(polykafka.Closed, op, "", nil))
 		return
 	}
 	p.d.Produce(ctx, r, cb)
-	p.mu.RUnlock()
+	p.handing.Add(-1)
 }
 
 func (p *Producer) logFailure(r *polykafka.Record, err error) {
@@ -139,13 +143,23 @@ func (p *Producer) logFailure(r *polykafka.Record, err error) {
 // Send sends r and waits for the broker's acknowledgement. On success it
 // sets r's Partition, Offset and Timestamp and returns nil.
 func (p *Producer) Send(ctx context.Context, r *polykafka.Record) error {
+	if r == nil {
+		return p.check("producer: Send", r)
+	}
+	// The backend works on a copy, so that if ctx ends first r is the
+	// caller's again at once: the copy may still be sent, and its result
+	// is discarded. The byte slices (Key, Value, header values) are shared:
+	// do not modify them until the record is sent.
+	cp := *r
 	ch := make(chan error, 1)
-	p.SendAsync(ctx, r, func(_ *polykafka.Record, err error) { ch <- err })
+	p.SendAsync(ctx, &cp, func(_ *polykafka.Record, err error) { ch <- err })
 	select {
 	case err := <-ch:
+		if err == nil {
+			r.Partition, r.Offset, r.Timestamp = cp.Partition, cp.Offset, cp.Timestamp
+		}
 		return err
 	case <-ctx.Done():
-		// The record may still be written; its callback is discarded.
 		return ctx.Err()
 	}
 }
@@ -153,10 +167,7 @@ func (p *Producer) Send(ctx context.Context, r *polykafka.Record) error {
 // Flush waits until the callback of every record sent before the call has
 // run, or ctx is done.
 func (p *Producer) Flush(ctx context.Context) error {
-	p.mu.RLock()
-	closed := p.closed
-	p.mu.RUnlock()
-	if closed {
+	if p.closed.Load() {
 		return polykafka.NewError(polykafka.Closed, "producer: Flush", "", nil)
 	}
 	return p.wrap("producer: Flush", p.d.Flush(ctx))
@@ -174,8 +185,9 @@ func (p *Producer) As(target any) bool {
 // Close stops accepting records (later sends fail with an error with code
 // Closed), waits up to Options.CloseTimeout for buffered records to be
 // delivered, fails the rest (their callbacks get an error), and releases
-// the client. Every callback has run when Close returns. It is idempotent:
-// later calls return the first call's result.
+// the client. Every callback has run when Close returns; failing what could
+// not be delivered may take a few seconds beyond CloseTimeout. It is
+// idempotent: later calls return the first call's result.
 func (p *Producer) Close() error {
 	p.closeMu.Lock()
 	defer p.closeMu.Unlock()
@@ -183,9 +195,7 @@ func (p *Producer) Close() error {
 		return p.closeErr
 	}
 	p.once = true
-	p.mu.Lock()
-	p.closed = true
-	p.mu.Unlock()
+	p.closed.Store(true)
 
 	ctx, cancel := context.WithTimeout(context.Background(), p.s.CloseTimeout)
 	defer cancel()
@@ -195,6 +205,17 @@ func (p *Producer) Close() error {
 	}
 	if err := p.d.Close(ctx); err != nil {
 		errs = append(errs, p.wrap("producer: Close", err))
+	}
+	// A SendAsync that passed its closed check before Close began is now
+	// failed by the closed driver (its callback runs inside Produce).
+	grace := time.Now().Add(time.Second)
+	for p.handing.Load() > 0 {
+		if time.Now().After(grace) {
+			errs = append(errs, polykafka.NewError(polykafka.Unavailable, "producer: Close",
+				"a SendAsync is still inside the backend (is a callback calling Close?)", nil))
+			break
+		}
+		time.Sleep(time.Millisecond)
 	}
 	p.closeErr = errors.Join(errs...)
 	return p.closeErr

@@ -86,8 +86,9 @@ type GroupHandler interface {
 type ConsumerConfig struct {
 	// Group is the consumer group id. Never empty.
 	Group string
-	// Topics are the subscribed topics. Never empty; the portable layer has
-	// already checked they exist.
+	// Topics are the subscribed topics. Never empty. The portable layer
+	// checks that they exist right after opening (through PartitionCounts)
+	// and closes the member at once if one does not.
 	Topics []string
 	// Handler receives the rebalance calls. Never nil.
 	Handler GroupHandler

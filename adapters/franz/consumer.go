@@ -174,14 +174,23 @@ func (c *consumer) Fetch(ctx context.Context, max int, buf []polykafka.Record) (
 	}
 	var firstErr error
 	fs.EachError(func(t string, p int32, err error) {
-		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-			if firstErr == nil {
-				firstErr = err
-			}
+		switch {
+		case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
+		case errorCode(err) == polykafka.PermissionDenied || errorCode(err) == polykafka.Unimplemented:
+			// kgo retries everything else itself (leader moves, group
+			// session errors, data loss notices); these it cannot fix.
+			err = fmt.Errorf("fetch %s/%d: %w", t, p, err)
+		default:
+			c.log.Warn("polykafka: franz fetch error", "topic", t, "partition", p, "err", err)
 			return
 		}
-		c.log.Warn("polykafka: franz fetch error", "topic", t, "partition", p, "err", err)
+		if firstErr == nil {
+			firstErr = err
+		}
 	})
+	if firstErr != nil && !errors.Is(firstErr, context.Canceled) && !errors.Is(firstErr, context.DeadlineExceeded) {
+		return nil, firstErr
+	}
 	if err := c.takeAssignErr(); err != nil {
 		return nil, err
 	}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -79,17 +78,35 @@ func (b *Backend) OpenProducer(_ context.Context, cfg driver.ProducerConfig) (dr
 	return &producer{cl: cl}, nil
 }
 
-// pending is one record in flight. kr is its first field, so the promise
-// can recover the pending from the *kgo.Record kgo hands back: no closure
-// per record.
+// pending is one record in flight: the kgo.Record handed to kgo and what
+// the promise needs. The record's Context is the pending's own pendingCtx
+// (a pointer into the same allocation, so no allocation of its own), which
+// carries the Produce context for kgo's cancellation and lets the promise
+// and the partitioner find the pending without a closure per record, and
+// tell the adapter's records from records produced natively through As.
 type pending struct {
 	kr           kgo.Record
+	ctx          pendingCtx
 	rec          *polykafka.Record
 	done         func(*polykafka.Record, error)
 	badPartition bool
 }
 
-func pendingOf(kr *kgo.Record) *pending { return (*pending)(unsafe.Pointer(kr)) }
+// pendingCtx is the context of an adapter-produced record: the Produce
+// context, plus the way back to the pending.
+type pendingCtx struct {
+	context.Context
+	pd *pending
+}
+
+// pendingOf returns the pending of a record the adapter produced, or nil
+// for any other record (one produced natively on the client from As).
+func pendingOf(kr *kgo.Record) *pending {
+	if pc, ok := kr.Context.(*pendingCtx); ok {
+		return pc.pd
+	}
+	return nil
+}
 
 func (p *producer) alloc() *pending {
 	for {
@@ -111,6 +128,7 @@ func (p *producer) alloc() *pending {
 func (p *producer) Produce(ctx context.Context, r *polykafka.Record, done func(*polykafka.Record, error)) {
 	pd := p.alloc()
 	pd.rec, pd.done = r, done
+	pd.ctx = pendingCtx{Context: ctx, pd: pd}
 	pd.kr = kgo.Record{
 		Topic:     r.Topic,
 		Partition: r.Partition,
@@ -118,6 +136,7 @@ func (p *producer) Produce(ctx context.Context, r *polykafka.Record, done func(*
 		Value:     r.Value,
 		Headers:   toKgoHeaders(r.Headers),
 		Timestamp: r.Timestamp,
+		Context:   &pd.ctx,
 	}
 	p.cl.Produce(ctx, &pd.kr, promise)
 }
@@ -134,10 +153,11 @@ func promise(kr *kgo.Record, err error) {
 	if err != nil {
 		err = polykafka.NewError(errorCode(err), "producer: send", "", err)
 	}
-	// Drop references so a chunk kept alive by a slow record does not keep
-	// the other records' buffers.
+	// Drop the application's record and callback. The kgo.Record itself is
+	// left alone: kgo may still read it (its Context, from a goroutine
+	// waiting on the topic's metadata) after the promise; chunks are never
+	// reused, so it is freed with its chunk.
 	pd.rec, pd.done = nil, nil
-	pd.kr.Key, pd.kr.Value, pd.kr.Headers = nil, nil, nil
 	done(r, err)
 }
 
@@ -163,10 +183,10 @@ func (p *producer) Close(ctx context.Context) error {
 	// kgo fails what is still buffered on Close and calls those promises
 	// from its own goroutines; it counts a record as buffered until its
 	// promise has returned (kgo finishRecordPromise), so wait for zero.
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(5 * time.Second)
 	for p.cl.BufferedProduceRecords() > 0 {
 		if time.Now().After(deadline) {
-			return errors.Join(err, errors.New("franz: records still undelivered 10s after close"))
+			return errors.Join(err, errors.New("franz: records still undelivered 5s after close"))
 		}
 		time.Sleep(time.Millisecond)
 	}
@@ -211,11 +231,11 @@ func (rp recordPartitioner) ForTopic(t string) kgo.TopicPartitioner {
 type recordTP struct{ inner kgo.TopicPartitioner }
 
 func (tp *recordTP) RequiresConsistency(r *kgo.Record) bool {
-	return r.Partition >= 0 || tp.inner.RequiresConsistency(r)
+	return ownPartition(r) || tp.inner.RequiresConsistency(r)
 }
 
 func (tp *recordTP) Partition(r *kgo.Record, n int) int {
-	if r.Partition >= 0 {
+	if ownPartition(r) {
 		return own(r, n)
 	}
 	return tp.inner.Partition(r, n)
@@ -227,7 +247,7 @@ type backupTP struct {
 }
 
 func (tp *backupTP) PartitionByBackup(r *kgo.Record, n int, it kgo.TopicBackupIter) int {
-	if r.Partition >= 0 {
+	if ownPartition(r) {
 		return own(r, n)
 	}
 	return tp.b.PartitionByBackup(r, n, it)
@@ -246,6 +266,13 @@ type backupNewBatchTP struct {
 }
 
 func (tp *backupNewBatchTP) OnNewBatch() { tp.nb.OnNewBatch() }
+
+// ownPartition reports whether r is an adapter record that names its own
+// partition. Records produced natively on the client (through As) keep
+// kgo's semantics: the wrapped partitioner decides.
+func ownPartition(r *kgo.Record) bool {
+	return r.Partition >= 0 && pendingOf(r) != nil
+}
 
 // own returns the record's partition; kgo fails the record if it is out of
 // range, and the promise then reports InvalidArgument.
