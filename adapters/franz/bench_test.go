@@ -22,6 +22,7 @@ package franz_test
 
 import (
 	"context"
+	"math/rand/v2"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -375,4 +376,75 @@ func benchPortableConsume(b *testing.B, tc *testcluster.Cluster, reuse bool) {
 	if count != b.N || sink != b.N*benchValueSize {
 		b.Fatalf("consumed %d records (%d bytes), want %d", count, sink, b.N)
 	}
+}
+
+// BenchmarkDiscoveryLatency measures, per iteration, the time from
+// CreatePartitions returning to the first record of the new partition
+// reaching the handler, for a one-member group at Initial=latest, with the
+// default discovery interval and a 1s one. Run it with few iterations:
+//
+//	go test -run '^$' -bench DiscoveryLatency -benchtime 5x ./adapters/franz/
+func BenchmarkDiscoveryLatency(b *testing.B) {
+	tc := testcluster.New(b)
+	for _, interval := range []time.Duration{time.Second, discovery.DefaultInterval} {
+		b.Run(interval.String(), func(b *testing.B) {
+			b.StopTimer() // only growth -> first record is timed
+			var total time.Duration
+			for i := 0; i < b.N; i++ {
+				total += discoveryOnce(b, tc, interval)
+			}
+			b.ReportMetric(float64(total.Milliseconds())/float64(b.N), "ms-to-first-record")
+		})
+	}
+}
+
+func discoveryOnce(b *testing.B, tc *testcluster.Cluster, interval time.Duration) time.Duration {
+	b.Helper()
+	topic, group := tc.Topic(b, 2), tc.Group(b)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, err := consumer.New(ctx, franz.New(kgo.SeedBrokers(tc.Brokers()...)), group, []string{topic},
+		&consumer.Options{DiscoveryInterval: interval})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	got := make(chan time.Time, 1)
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- c.Run(runCtx, func(_ context.Context, r *polykafka.Record) error {
+			if r.Partition == 2 {
+				select {
+				case got <- time.Now():
+				default:
+				}
+			}
+			return nil
+		})
+	}()
+	defer func() {
+		stop()
+		<-done
+	}()
+	for len(c.Assignment()) < 2 {
+		if ctx.Err() != nil {
+			b.Fatal("the consumer never took its partitions")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Grow at a random phase of the discovery ticker, as in production.
+	time.Sleep(time.Duration(rand.Int64N(int64(interval))))
+	b.StartTimer()
+	tc.AddPartitions(b, topic, 3)
+	grown := time.Now()
+	tc.Produce(b, &kgo.Record{Topic: topic, Partition: 2, Value: benchValue})
+	select {
+	case at := <-got:
+		b.StopTimer()
+		return at.Sub(grown)
+	case <-ctx.Done():
+		b.Fatal("the new partition's record never arrived")
+	}
+	return 0
 }
