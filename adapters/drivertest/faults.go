@@ -182,3 +182,40 @@ func testAssignCommitFails(t *testing.T, e *env) {
 	}
 	assert.GreaterOrEqual(t, e.cluster.Committed(t, group, topic)[0].At, int64(5), "%s: the retried decision (or later progress) was committed", e.rule)
 }
+
+// lostHook records OnPartitionsLost calls.
+type lostHook struct{ n atomic.Int32 }
+
+func (h *lostHook) OnPartitionsLost(context.Context, []polykafka.TopicPartition) { h.n.Add(1) }
+
+func testPartitionsLost(t *testing.T, e *env) {
+	topic, group := e.cluster.Topic(t, 2), e.cluster.Group(t)
+	fake := e.cluster.Fake()
+	if fake == nil {
+		t.Skip("fault injection needs the in-process cluster; this case does not run against KAFKA_BROKERS")
+	}
+	s, lost := newSink(), &lostHook{}
+	c := e.newConsumer(group, []string{topic}, &consumer.Options{Hooks: []any{lost}})
+	e.run(c, s.handler)
+	e.assigned(wait, topic, 2, c)
+	before := e.produce(topic, "before", 5, 0, 1)
+	e.received(s, before, "records before the session was lost")
+
+	// The coordinator forgets the member: its next heartbeat is refused
+	// with UNKNOWN_MEMBER_ID, so its partitions are lost, not revoked.
+	var fired atomic.Bool
+	fake.ControlKey(int16(kmsg.Heartbeat), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		r := req.(*kmsg.HeartbeatRequest)
+		if r.Group != group || !fired.CompareAndSwap(false, true) {
+			fake.KeepControl()
+			return nil, nil, false
+		}
+		resp := r.ResponseKind().(*kmsg.HeartbeatResponse)
+		resp.ErrorCode = kerr.UnknownMemberID.Code
+		return resp, nil, true
+	})
+	e.eventually(wait, func() bool { return lost.n.Load() > 0 }, "HookLost was not called after the member was fenced")
+	e.assigned(wait, topic, 2, c)
+	after := e.produce(topic, "after", 5, 0, 1)
+	e.received(s, after, "records after the member rejoined")
+}
