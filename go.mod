@@ -1,5 +1,7 @@
 module github.com/polykafka/polykafka
 
+// go 1.26.0 is the lowest the dependencies allow: franz-go v1.22.2, kadm
+// and kfake all declare go 1.26.0.
 go 1.26.0
 
 require (
@@ -8,6 +10,8 @@ require (
 	github.com/twmb/franz-go/pkg/kadm v1.19.0
 	github.com/twmb/franz-go/pkg/kfake v0.0.0-20260918054303-01f206a7e32c
 	github.com/twmb/franz-go/pkg/kmsg v1.15.0
+	// goleak (tests only): checks that no goroutine outlives Close, which
+	// DESIGN.md section 5 asks of every adapter test binary.
 	go.uber.org/goleak v1.3.0
 )
 
