@@ -28,6 +28,7 @@ type consumer struct {
 	pending   map[polykafka.TopicPartition]int64 // Assigned's offsets, until AdjustFetchOffsetsFn applies them
 	failed    map[polykafka.TopicPartition]bool  // Assigned failed: never fetched
 	assignErr error                              // reported by the next Fetch
+	retries   int                                // consecutive retryable Assigned failures
 }
 
 var (
@@ -92,9 +93,18 @@ func (c *consumer) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[s
 		}
 		if polykafka.IsRetryable(err) {
 			// Transient: rebalance again rather than stop the consumer;
-			// the new assignment calls Assigned again.
-			c.log.Warn("polykafka: franz: start decision failed; rebalancing to retry", "err", err)
-			go c.cl.ForceRebalance()
+			// the new assignment calls Assigned again. Back off when it
+			// keeps failing, since each retry rebalances the whole group.
+			c.retries++
+			wait := min(time.Duration(1<<min(c.retries, 6))*250*time.Millisecond, 15*time.Second)
+			c.log.Warn("polykafka: franz: start decision failed; rebalancing to retry", "err", err, "in", wait)
+			go func() {
+				select {
+				case <-time.After(wait):
+					c.cl.ForceRebalance()
+				case <-ctx.Done(): // the client is closing
+				}
+			}()
 			return
 		}
 		if c.assignErr == nil {
@@ -102,6 +112,7 @@ func (c *consumer) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[s
 		}
 		return
 	}
+	c.retries = 0
 	for _, tp := range tps {
 		off, ok := offs[tp]
 		if !ok {
