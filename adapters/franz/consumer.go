@@ -329,10 +329,6 @@ func (c *consumer) Committed(ctx context.Context, topics []string) (map[polykafk
 
 // ListOffsets implements driver.Consumer.
 func (c *consumer) ListOffsets(ctx context.Context, tps []polykafka.TopicPartition, at int64) (map[polykafka.TopicPartition]int64, error) {
-	return listOffsets(ctx, c.adm, tps, at)
-}
-
-func listOffsets(ctx context.Context, adm *kadm.Client, tps []polykafka.TopicPartition, at int64) (map[polykafka.TopicPartition]int64, error) {
 	var topics []string
 	seen := make(map[string]bool)
 	for _, tp := range tps {
@@ -345,11 +341,11 @@ func listOffsets(ctx context.Context, adm *kadm.Client, tps []polykafka.TopicPar
 	var err error
 	switch {
 	case at == polykafka.OffsetEarliest:
-		listed, err = adm.ListStartOffsets(ctx, topics...)
+		listed, err = c.adm.ListStartOffsets(ctx, topics...)
 	case at == polykafka.OffsetLatest:
-		listed, err = adm.ListEndOffsets(ctx, topics...)
+		listed, err = c.adm.ListEndOffsets(ctx, topics...)
 	case at >= 0:
-		listed, err = adm.ListOffsetsAfterMilli(ctx, at, topics...)
+		listed, err = c.adm.ListOffsetsAfterMilli(ctx, at, topics...)
 	default:
 		return nil, polykafka.NewError(polykafka.InvalidArgument, "franz: ListOffsets", fmt.Sprintf("at %d is neither a special offset nor a timestamp", at), nil)
 	}
@@ -375,17 +371,13 @@ func listOffsets(ctx context.Context, adm *kadm.Client, tps []polykafka.TopicPar
 // limit sends a real request and refreshes that cache, so the kadm calls
 // that follow (ListOffsets in the start decision) see the same partitions.
 func (c *consumer) PartitionCounts(ctx context.Context, topics []string) (map[string]int32, error) {
-	return partitionCounts(ctx, c.cl, topics)
-}
-
-func partitionCounts(ctx context.Context, cl *kgo.Client, topics []string) (map[string]int32, error) {
 	req := kmsg.NewPtrMetadataRequest()
 	for _, t := range topics {
 		rt := kmsg.NewMetadataRequestTopic()
 		rt.Topic = kmsg.StringPtr(t)
 		req.Topics = append(req.Topics, rt)
 	}
-	resp, err := cl.RequestCachedMetadata(ctx, req, time.Nanosecond)
+	resp, err := c.cl.RequestCachedMetadata(ctx, req, time.Nanosecond)
 	if err != nil {
 		return nil, err
 	}
