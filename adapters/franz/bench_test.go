@@ -150,34 +150,11 @@ func BenchmarkProduce(b *testing.B) {
 			b.Fatal(err)
 		}
 
-		var acks atomic.Int64
-		var errs errCount
-		// One func value for every send: no closure per record.
-		cb := func(_ *polykafka.Record, err error) {
-			if err != nil {
-				errs.add(err)
-				return
-			}
-			acks.Add(1)
-		}
-
-		runtime.GC()
-		b.ResetTimer()
-		var m measure
-		m.begin()
-		for i := 0; i < b.N; i++ {
+		var acks ackCount
+		cb := func(_ *polykafka.Record, err error) { acks.add(err) }
+		timeSends(b, &acks, func() {
 			p.SendAsync(ctx, &polykafka.Record{Topic: topic, Value: benchValue}, cb)
-		}
-		if err := p.Flush(ctx); err != nil {
-			b.Fatal(err)
-		}
-		m.end(b, b.N)
-		b.StopTimer()
-
-		errs.check(b)
-		if got := acks.Load(); got != int64(b.N) {
-			b.Fatalf("acked %d records, want %d", got, b.N)
-		}
+		}, func() error { return p.Flush(ctx) })
 	})
 }
 
@@ -202,34 +179,52 @@ func benchRawProduce(b *testing.B, tc *testcluster.Cluster, portableRecord bool)
 		b.Fatal(err)
 	}
 
-	var acks atomic.Int64
-	var errs errCount
-	promise := func(_ *kgo.Record, err error) {
-		if err != nil {
-			errs.add(err)
-			return
+	var acks ackCount
+	promise := func(_ *kgo.Record, err error) { acks.add(err) }
+	timeSends(b, &acks, func() {
+		if portableRecord {
+			portableRecordSink = &polykafka.Record{Topic: topic, Value: benchValue}
 		}
-		acks.Add(1)
-	}
+		cl.Produce(ctx, &kgo.Record{Topic: topic, Value: benchValue}, promise)
+	}, func() error { return cl.Flush(ctx) })
+}
 
+// ackCount counts the acknowledged records of a produce benchmark and keeps
+// its errors. One value serves every record: its callback is one func value
+// made once, never a closure per record.
+type ackCount struct {
+	acks atomic.Int64
+	errs errCount
+}
+
+func (a *ackCount) add(err error) {
+	if err != nil {
+		a.errs.add(err)
+		return
+	}
+	a.acks.Add(1)
+}
+
+// timeSends is the measured section shared by the produce variants: b.N
+// calls of send, then flush, timed and counted by measure; every record
+// must have been acknowledged.
+func timeSends(b *testing.B, acks *ackCount, send func(), flush func() error) {
+	b.Helper()
 	runtime.GC()
 	b.ResetTimer()
 	var m measure
 	m.begin()
 	for i := 0; i < b.N; i++ {
-		if portableRecord {
-			portableRecordSink = &polykafka.Record{Topic: topic, Value: benchValue}
-		}
-		cl.Produce(ctx, &kgo.Record{Topic: topic, Value: benchValue}, promise)
+		send()
 	}
-	if err := cl.Flush(ctx); err != nil {
+	if err := flush(); err != nil {
 		b.Fatal(err)
 	}
 	m.end(b, b.N)
 	b.StopTimer()
 
-	errs.check(b)
-	if got := acks.Load(); got != int64(b.N) {
+	acks.errs.check(b)
+	if got := acks.acks.Load(); got != int64(b.N) {
 		b.Fatalf("acked %d records, want %d", got, b.N)
 	}
 }
