@@ -132,6 +132,19 @@ func (lp *loadProducer) count() int {
 	return len(lp.acked)
 }
 
+// returned waits up to wait for the result of a Run started with e.run,
+// failing the test with msg if Run is still going.
+func (e *env) returned(done <-chan error, msg string) error {
+	e.t.Helper()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(wait):
+		e.t.Fatalf("%s: %s", e.rule, msg)
+		return nil
+	}
+}
+
 // received waits until s holds every value of want.
 func (e *env) received(s *sink, want []string, what string) {
 	e.t.Helper()
@@ -224,12 +237,7 @@ func handlerFailure(t *testing.T, e *env, h func(*polykafka.Record) error, failA
 		handled.Add(1)
 		return nil
 	})
-	var err error
-	select {
-	case err = <-done:
-	case <-time.After(wait):
-		t.Fatalf("%s: Run did not return after the handler failed", e.rule)
-	}
+	err := e.returned(done, "Run did not return after the handler failed")
 	require.Error(t, err, "%s: Run returns the handler failure", e.rule)
 	if wrapsCause {
 		assert.ErrorIs(t, err, errHandler, "%s: the handler's error is reachable with errors.Is", e.rule)
@@ -366,11 +374,7 @@ func testDiesAfterDecision(t *testing.T, e *env) {
 	assert.Equal(t, int32(1), offsetstore.DecodeMetadata(got[0].Metadata), "%s: the decision records the topic's baseline", e.rule)
 
 	lost := e.produce(topic, "gap", 10, 0)
-	select {
-	case <-done:
-	case <-time.After(wait):
-		t.Fatalf("%s: the first member never failed", e.rule)
-	}
+	e.returned(done, "the first member never failed")
 	require.NoError(t, c1.Close())
 
 	s := newSink()
@@ -518,12 +522,7 @@ func testHandlerRetry(t *testing.T, e *env) {
 		}
 		return nil
 	})
-	var err error
-	select {
-	case err = <-done:
-	case <-time.After(wait):
-		t.Fatalf("%s: Run did not stop after MaxAttempts failures", e.rule)
-	}
+	err := e.returned(done, "Run did not stop after MaxAttempts failures")
 	assert.ErrorIs(t, err, errHandler, e.rule)
 	assert.Contains(t, err.Error(), "offset 7 after 3 attempt(s)", "%s: the error says where and how often", e.rule)
 	mu.Lock()
