@@ -3,55 +3,89 @@
 // Application code should use packages consumer and producer; only adapter
 // authors need this package.
 //
-// The contract is deliberately small. Policies (where a partition starts,
-// when to commit, how to react to new partitions, key partitioning,
-// validation) live in the portable layer; an adapter translates calls to
-// its client and never decides. In particular an adapter never applies its
-// client's own auto.offset.reset: it starts every assigned partition at the
-// offset [GroupHandler.Assigned] returned.
+// # Adapters translate, the portable layer decides
+//
+// Policies live in the portable layer: where a partition starts (at
+// assignment and after an out-of-range fetch), when to commit, whether an
+// error ends the consumer, when and how often to retry, how to react to new
+// partitions, key partitioning ([KeyPartition]), validation, and how long
+// Close and Flush may take. An adapter translates calls to its client and
+// never decides. In particular it never applies its client's own
+// auto.offset.reset, never retries beyond what its client does by itself,
+// and returns every error it sees for the portable layer to classify with
+// its ErrorCode.
+//
+// # Constructors
+//
+// Every adapter's constructor takes a [polykafka.Connection] (brokers,
+// client id, TLS, SASL) first and its client's native configuration after
+// it, native settings winning where they overlap, so that switching the
+// backend is one line. Adapters document in a "# Configuration" section
+// what they set and what cannot be overridden.
 //
 // # How each client implements the contract
 //
-// The table below was checked against each client's source (versions in
-// go.mod, or in the research notes for clients not yet added):
+// Checked against the sources of franz-go v1.22.2, IBM/sarama v1.61.1,
+// segmentio/kafka-go v0.4.51 and confluent-kafka-go/v2 v2.11.1 (file:line
+// references are to those versions):
 //
-//	method            franz-go (kgo)                          IBM/sarama                                segmentio/kafka-go                          confluent-kafka-go (librdkafka)
-//	Assigned (call)   OnPartitionsAssigned, then               ConsumerGroupHandler.Setup (runs after     ConsumerGroup.Next -> Generation; call     rebalance callback on AssignedPartitions
-//	                  AdjustFetchOffsetsFn sets the offsets    the POMs are built, before ConsumeClaim);  before gen.Start; one Reader per            (inside Poll); Assign/IncrementalAssign
-//	                                                           MarkOffset/ResetOffset to the start        partition with SetOffset(start)             with explicit offsets
-//	Revoked / Lost    OnPartitionsRevoked / OnPartitionsLost   ConsumerGroupHandler.Cleanup              end of gen.Start functions                  RevokedPartitions (Unassign); lost =
-//	                                                                                                                                                  AssignmentLost() true
-//	Fetch             PollRecords                              records from ConsumeClaim channels        per-partition Reader.FetchMessage           Poll / ReadMessage
-//	Commit            CommitOffsetsSync + PreCommitFnContext   MarkOffset(metadata) + Commit, verified    Client.OffsetCommit with GenerationID and   CommitOffsets with TopicPartition.Metadata
-//	                  (sets the metadata string)               by OffsetFetch (Commit reports nothing)    MemberID (Generation.CommitOffsets has
-//	                                                                                                      no metadata)
-//	Committed         kadm FetchOffsets                        ClusterAdmin.ListConsumerGroupOffsets      Client.OffsetFetch                          Committed
-//	ListOffsets       kadm ListStart/End/AfterMilli offsets    Client.GetOffset                           Client.ListOffsets                          QueryWatermarkOffsets, OffsetsForTimes
-//	PartitionCounts   kadm Metadata (a real request)           Client.RefreshMetadata + Partitions        Conn.ReadPartitions (uncached)             GetMetadata(&topic)
-//	Rejoin            ForceMetadataRefresh + ForceRebalance;   counts in SubscriptionUserData, cancel     counts in GroupBalancer.UserData; end the   all-topics GetMetadata (the only kind that
-//	                  counts in the range JoinGroup user data; the session context (Consume rejoins)     generation (Next rejoins)                   reaches the cgrp), or Unsubscribe+Subscribe
-//	                  leader waits for fresh metadata before                                                                                       for eager non-leaders
-//	                  balancing
-//	Pause / Resume    PauseFetchPartitions / Resume...         ConsumerGroup.Pause / Resume               per-partition Reader: stop reading          Pause / Resume
-//	Produce           Produce with a promise                   AsyncProducer Input + Successes/Errors     Writer with Completion (Async)              Produce + Events channel
-//	key partitioner   UniformBytesPartitioner (murmur2 keys)   NewMurmur2Partitioner                      Murmur2Balancer                             partitioner=murmur2_random
-//	group protocol    RangeBalancer                            BalanceStrategyRange                       RangeGroupBalancer                          partition.assignment.strategy=range
+//	method            franz-go (kgo)                          IBM/sarama                                   segmentio/kafka-go                            confluent-kafka-go (librdkafka)
+//	Assigned (call)   OnPartitionsAssigned, then              ConsumerGroupHandler.Setup (the offset        ConsumerGroup.Next -> Generation; call        rebalance callback on AssignedPartitions
+//	                  AdjustFetchOffsetsFn sets the offsets;  managers exist, no claim consumes yet);       before gen.Start; one Reader/Conn per         (inside Poll): Assign with explicit offsets;
+//	                  partitions without an offset are        MarkOffset (forward) / ResetOffset            partition started at the offset               on an error still Assign, paused
+//	                  dropped from the fetch                  (backward) only when the start differs,
+//	                                                          with the returned metadata; AutoCommit off
+//	Revoked / Lost    OnPartitionsRevoked / OnPartitionsLost  Cleanup: cannot tell, calls Revoked          end of gen.Start functions: cannot tell,      RevokedPartitions; lost = AssignmentLost()
+//	                                                                                                       calls Revoked                                 (consumer.go:238)
+//	Fetch             PollRecords; EachError -> errors        ConsumeClaim channels; ConsumerGroup.Errors  per-partition fetch fanned in                 Poll in short slices (it takes no ctx)
+//	Commit            CommitOffsetsSync + PreCommitFnContext  OffsetCommitRequest to Coordinator(group):   Client.OffsetCommit with GenerationID,        CommitOffsets with TopicPartition.Metadata
+//	                  (sets the metadata string)              Broker.CommitOffset, AddBlock(..., metadata)  MemberID, Metadata (offsetcommit.go:13-47)    (kafka.go:282)
+//	                                                          (broker.go:615, offset_commit_request.go:307)
+//	Committed         kadm FetchOffsets                       Broker.FetchOffset (broker.go:627)           Client.OffsetFetch                            Committed
+//	ListOffsets       kadm ListStart/End/AfterMilli offsets   one OffsetRequest per leader                 Client.ListOffsets (listoffset.go:14-35)      NewAdminClientFromConsumer + ListOffsets
+//	                                                          (Broker.GetAvailableOffsets, broker.go:498)                                                (adminapi.go:3770, 3402)
+//	PartitionCounts   a Metadata request (RequestCached-      Client.RefreshMetadata + Partitions          Conn.ReadPartitions (conn.go:966)             GetMetadata(&topic)
+//	                  Metadata with a 1ns age)
+//	Rejoin            counts in the range JoinGroup user      counts in SubscriptionUserData               counts in GroupBalancer.UserData (called on   no user data, no forced rebalance:
+//	                  data; ForceMetadataRefresh +            (balance_strategy.go:79-82); cancel the      every join, groupbalancer.go:28-34); end      Unsubscribe + Subscribe (a new member id,
+//	                  ForceRebalance; the leader refreshes    session context, the next Consume rejoins;   the generation by returning from a            a full rebalance)
+//	                  metadata before planning                the leader refreshes metadata before         gen.Start function (consumergroup.go:375)
+//	                                                          balancing
+//	Seek (optional)   SetOffsets                              not implemented (Assigned path)              restart the partition's reader                Seek / Assign
+//	Pause / Resume    PauseFetchPartitions / Resume...        ConsumerGroup.Pause / Resume                 per-partition fetch: stop reading             Pause / Resume
+//	Produce           Produce with a promise                  AsyncProducer Input + Successes/Errors       Writer with Completion (Async)                Produce + Events channel
+//	Flush             Flush                                   nothing buffered past Flush.Frequency:       nothing (the Writer sends per BatchTimeout)   Flush(timeoutMs)
+//	                                                          return nil
+//	key partitioner   UniformBytesPartitioner (murmur2 keys)  NewCustomHashPartitioner(murmur2)            a Balancer computing KeyPartition             partitioner=murmur2_random
+//	idempotence       yes (the default)                       Producer.Idempotent (Version >= 0.11,        none: Idempotent() false                      enable.idempotence
+//	                                                          Net.MaxOpenRequests = 1)
+//	transactions      BeginTransaction / EndTransaction;      Producer.Transaction.ID, BeginTxn,           none: not a Transactor                        InitTransactions, BeginTransaction,
+//	                  AddOffsetsToTxn + TxnOffsetCommit       AddOffsetsToTxn, CommitTxn                                                                 SendOffsetsToTransaction, CommitTransaction
+//	group protocol    RangeBalancer                           BalanceStrategyRange                         RangeGroupBalancer                            partition.assignment.strategy=range
 //
-// Every client exposes the Kafka protocol error code, so [ErrorCode]
-// implementations extract it and call polykafka.CodeForKafka.
+// Every client exposes the Kafka protocol error code, so ErrorCode
+// implementations extract it and call [polykafka.CodeForKafka].
 //
 // # Group protocol
 //
-// Every adapter joins its group with the eager "range" protocol and puts
-// the partition counts it was given by [Consumer.Rejoin] in the JoinGroup
-// user data. "range" is the one protocol all four clients implement, so
-// members running on different backends can share a group. The counts
-// matter because a non-leader that rejoins with unchanged metadata gets
-// the current generation back and nothing is rebalanced (kafka-go#646).
+// Every adapter joins its group with the eager "range" protocol, the one
+// all four clients implement, so that members running on different
+// backends can share a group. Adapters whose client lets them set the
+// JoinGroup user data put [EncodeUserData] of the counts given to
+// [Consumer.Rejoin] in it: a non-leader that rejoins with unchanged
+// metadata gets the current generation back and nothing is rebalanced
+// (kafka-go#646), while changed user data makes the coordinator rebalance.
+// A leader that reads user data ([DecodeUserData]) refreshes its metadata
+// until it sees every partition a member reported before it plans.
+//
+// Correctness never depends on Rejoin: the start-offset rule decides from
+// the stored positions and the baseline, so a partition assigned late still
+// starts at its earliest offset. Rejoin only shortens the wait.
 package driver
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"time"
 
@@ -63,19 +97,25 @@ import (
 // time, and none runs concurrently with itself.
 type GroupHandler interface {
 	// Assigned is called after tps were assigned to this member and before
-	// any record of tps is fetched. It returns the offset at which each of
-	// tps must start; the driver starts there exactly and applies no reset
-	// policy of its own. Commits made during the call belong to the new
-	// generation. If Assigned returns an error, the driver must not fetch
-	// tps. If the error is retryable (polykafka.IsRetryable: the group is
-	// rebalancing, a broker is unavailable), the driver makes the group
-	// rebalance again, which calls Assigned again; otherwise it returns the
-	// error from the next Fetch.
-	Assigned(ctx context.Context, tps []polykafka.TopicPartition) (map[polykafka.TopicPartition]int64, error)
-	// Revoked is called before tps are given up cleanly: on a rebalance or
-	// from Close. Commits made during the call still succeed. After it
-	// returns, Fetch returns no records of tps until they are assigned
-	// again.
+	// any record of tps is fetched. It returns, for each of tps, the offset
+	// at which the partition must start and the metadata of the group's
+	// commit for it (an adapter that must write the start position through
+	// its client, as sarama's offset managers do, writes this metadata so
+	// that the baseline it carries is kept). The driver starts exactly
+	// there and applies no reset policy of its own.
+	//
+	// If Assigned returns an error, the driver does not fetch tps (they
+	// stay assigned in the group, idle) until they are assigned again. It
+	// does nothing else: the portable layer decides whether and when to
+	// make the group rebalance (Rejoin) so that Assigned runs again.
+	Assigned(ctx context.Context, tps []polykafka.TopicPartition) (map[polykafka.TopicPartition]polykafka.CommittedOffset, error)
+	// Revoked is called before tps are given up: on a rebalance or from
+	// Close. Commits made during the call succeed if the member still owns
+	// tps. A driver whose client cannot tell a lost assignment from a
+	// revoked one (sarama, kafka-go) calls Revoked: the handler's commit
+	// then fails, which loses nothing (the next owner re-reads from the
+	// last commit). After Revoked returns, Fetch returns no records of tps
+	// until they are assigned again.
 	Revoked(ctx context.Context, tps []polykafka.TopicPartition)
 	// Lost is called when tps were lost without a clean revoke (session
 	// expired, member fenced). Commits for them would fail.
@@ -92,9 +132,27 @@ type ConsumerConfig struct {
 	Topics []string
 	// Handler receives the rebalance calls. Never nil.
 	Handler GroupHandler
+	// ReadCommitted reads only records of committed transactions (and
+	// non-transactional records). False reads everything
+	// (read_uncommitted).
+	ReadCommitted bool
 	// Logger receives the driver's and the native client's logs. Never nil.
 	Logger *slog.Logger
 }
+
+// Idempotence is what the portable producer asks of a driver.
+type Idempotence int
+
+const (
+	// IdempotenceOff asks for a producer that is not idempotent.
+	IdempotenceOff Idempotence = iota
+	// IdempotenceIfSupported asks for an idempotent producer if the client
+	// has one; the driver's Idempotent reports what it got.
+	IdempotenceIfSupported
+	// IdempotenceRequired asks for an idempotent producer; a driver whose
+	// client has none fails OpenProducer with code Unimplemented.
+	IdempotenceRequired
+)
 
 // ProducerConfig is what the portable producer asks a driver to open. The
 // portable layer has validated every field. Native options given to the
@@ -103,8 +161,13 @@ type ProducerConfig struct {
 	// Acks is the number of acknowledgements: -1 (all in-sync replicas),
 	// 1 (leader) or 0 (none).
 	Acks int
-	// Idempotent asks for an idempotent producer. Only set with Acks -1.
-	Idempotent bool
+	// Idempotence says whether the producer should be idempotent. Never
+	// other than IdempotenceOff unless Acks is -1.
+	Idempotence Idempotence
+	// TransactionalID, when not empty, makes the producer transactional
+	// with this id (implies IdempotenceRequired). A driver that is not a
+	// Transactor fails OpenProducer with code Unimplemented.
+	TransactionalID string
 	// Compression is one of "none", "gzip", "snappy", "lz4", "zstd".
 	Compression string
 	// ManualPartitions is set when records may carry their own partition
@@ -117,6 +180,15 @@ type ProducerConfig struct {
 	// BatchBytes is the maximum size of a batch in bytes. Zero means the
 	// client's default.
 	BatchBytes int32
+	// Delivered is called by the driver once per record handed to
+	// Produce, with the record, the client's error (nil on success,
+	// unclassified: the portable layer classifies it with ErrorCode) and
+	// the done function given to Produce. It is the portable layer's
+	// single completion function (one for the producer, so the record path
+	// allocates nothing for it): it classifies the error, does the
+	// in-flight accounting that Flush and Close wait on, and calls done.
+	// Never nil.
+	Delivered func(r *polykafka.Record, err error, done func(*polykafka.Record, error))
 	// Logger receives the driver's and the native client's logs. Never nil.
 	Logger *slog.Logger
 }
@@ -130,9 +202,9 @@ type Backend interface {
 	Name() string
 	// OpenConsumer creates a group member, joins the group and starts
 	// consuming cfg.Topics. It returns without waiting for the first
-	// assignment.
+	// assignment, and within ctx's deadline.
 	OpenConsumer(ctx context.Context, cfg ConsumerConfig) (Consumer, error)
-	// OpenProducer creates a producer.
+	// OpenProducer creates a producer, within ctx's deadline.
 	OpenProducer(ctx context.Context, cfg ProducerConfig) (Producer, error)
 }
 
@@ -142,15 +214,24 @@ type Backend interface {
 // called concurrently with Fetch and with each other, including from
 // inside GroupHandler calls. Drivers do not retry failed operations beyond
 // what their client does on its own; they return the error, and ErrorCode
-// says whether a retry may succeed.
+// classifies it. Every method that takes a context returns by the time it
+// is done (with ctx's error or one wrapping it).
 type Consumer interface {
-	// Fetch returns the next records of assigned partitions, at most max,
-	// appended to buf[:0] (buf may be nil; the caller passes back a slice
-	// only when it no longer uses the records in it). It blocks until it
-	// has at least one record, ctx is done, or an error occurs; it may
-	// return no records and a nil error. Records of one partition are
-	// consecutive and in offset order. Each record's Native field is set to
-	// the client's record.
+	// Fetch returns the next records of assigned partitions whose start
+	// was decided, at most max, appended to buf[:0] (buf may be nil; the
+	// caller passes back a slice only when it no longer uses the records
+	// in it). It blocks until it has at least one record or an error, or
+	// ctx is done; it may return no records and a nil error. Records of
+	// one partition are consecutive and in offset order. Each record's
+	// Native field is set to the client's record.
+	//
+	// Errors are returned with the records fetched alongside them, never
+	// filtered: errors about one partition as *PartitionError values
+	// (several joined with errors.Join), anything else as it is. A
+	// partition whose fetch offset is out of range (ErrorCode
+	// OffsetOutOfRange) is reported once and not fetched again until Seek
+	// or a new assignment. The portable layer decides which errors end
+	// the consumer.
 	Fetch(ctx context.Context, max int, buf []polykafka.Record) ([]polykafka.Record, error)
 	// Commit synchronously commits offsets (with their metadata) for the
 	// group, in the member's current generation.
@@ -167,16 +248,19 @@ type Consumer interface {
 	// metadata request sent by this call (never from a cache). A missing
 	// topic is an error for which ErrorCode returns NotFound.
 	PartitionCounts(ctx context.Context, topics []string) (map[string]int32, error)
-	// Rejoin makes the group rebalance now because partitions were added:
-	// counts are the partition counts just read. The driver puts counts in
-	// its JoinGroup metadata (so the rejoin is a real rebalance even from a
-	// non-leader), makes sure that whichever member leads plans with
-	// metadata showing at least these counts, and triggers the rejoin. It
-	// does not wait for the rebalance.
+	// Rejoin makes the group rebalance soon: partitions were added (counts
+	// are the partition counts just read), or the portable layer wants
+	// Assigned to run again after it failed. The driver does what its
+	// client allows (see the package doc): counts in its JoinGroup user
+	// data where it can set it, a forced rejoin, and, when it leads,
+	// planning with metadata showing at least the counts members
+	// reported. It does not wait for the rebalance. Nothing may depend on
+	// it for correctness.
 	Rejoin(ctx context.Context, counts map[string]int32) error
 	// Close calls Revoked for the partitions still owned, leaves the group
-	// and releases the client. ctx bounds the time spent. After Close only
-	// As and ErrorCode are called.
+	// and releases the client. It should return by ctx's deadline; the
+	// portable layer bounds its wait for drivers whose client cannot be
+	// bounded. After Close only As and ErrorCode are called.
 	Close(ctx context.Context) error
 
 	// As sets *target to a native type and reports whether it did; see the
@@ -186,11 +270,61 @@ type Consumer interface {
 	ErrorCode(err error) polykafka.ErrorCode
 }
 
+// PartitionError is an error of one partition, returned by Fetch.
+type PartitionError struct {
+	polykafka.TopicPartition
+	Err error
+}
+
+// Error returns "topic/partition: err".
+func (e *PartitionError) Error() string { return e.TopicPartition.String() + ": " + e.Err.Error() }
+
+// Unwrap returns Err.
+func (e *PartitionError) Unwrap() error { return e.Err }
+
+// PartitionErrors returns the *PartitionError values in err (one, or
+// several joined with errors.Join), and the rest of err joined (nil if
+// there is none).
+func PartitionErrors(err error) (parts []*PartitionError, rest error) {
+	if err == nil {
+		return nil, nil
+	}
+	var others []error
+	var walk func(error)
+	walk = func(e error) {
+		var pe *PartitionError
+		if j, ok := e.(interface{ Unwrap() []error }); ok {
+			for _, x := range j.Unwrap() {
+				walk(x)
+			}
+			return
+		}
+		if errors.As(e, &pe) {
+			parts = append(parts, pe)
+			return
+		}
+		others = append(others, e)
+	}
+	walk(err)
+	return parts, errors.Join(others...)
+}
+
 // Pauser is an optional interface of Consumer: pause and resume fetching
 // of partitions. Records already returned by Fetch are not recalled.
+// Partitions not assigned are ignored (the portable layer validates).
 type Pauser interface {
 	Pause(ctx context.Context, tps []polykafka.TopicPartition) error
 	Resume(ctx context.Context, tps []polykafka.TopicPartition) error
+}
+
+// Seeker is an optional interface of Consumer: restart fetching of
+// assigned partitions at given offsets. After Seek returns, Fetch returns
+// no record of those partitions fetched from an earlier position. The
+// portable layer uses it to apply its out-of-range policy in mid-stream;
+// without it, it commits the position and makes the group rebalance, so
+// that Assigned decides again.
+type Seeker interface {
+	Seek(ctx context.Context, offsets map[polykafka.TopicPartition]int64) error
 }
 
 // Producer sends records.
@@ -198,33 +332,106 @@ type Pauser interface {
 // Every method may be called concurrently.
 type Producer interface {
 	// Produce hands r to the client and returns without waiting for the
-	// broker. done is called exactly once, possibly on another goroutine
-	// and possibly before Produce returns, with nil or an error; on success
-	// the driver has set r's Partition, Offset and Timestamp. The error is
-	// already classified: a *polykafka.Error made with polykafka.NewError,
-	// the driver's ErrorCode, and the op "producer: send" (context errors
-	// unwrapped, as NewError does). done is the application's callback,
-	// passed through without a wrapper so that the record path allocates
-	// nothing of the portable layer's; it should not block. The driver may
-	// read r until done is called.
+	// broker. The driver calls ProducerConfig.Delivered(r, err, done)
+	// exactly once, possibly on another goroutine and possibly before
+	// Produce returns; on success it has set r's Partition, Offset and
+	// Timestamp first. The driver may read r until then, and never after.
 	//
-	// A record whose Partition is >= 0 goes to that partition; a record
-	// with Partition polykafka.AnyPartition goes to the partition the
-	// Java-compatible murmur2 hash of its key chooses, or, for a nil key,
-	// to one the client picks (sticky, as Kafka's default partitioner).
-	// If ctx is done before the record is buffered, done gets ctx's error.
+	// A record whose Partition is >= 0 goes to that partition (the
+	// client's error if it does not exist); a record with Partition
+	// polykafka.AnyPartition and a non-nil key goes to KeyPartition(key,
+	// partitions); a nil key goes to one the client picks. If ctx is done
+	// before the record is buffered, the driver reports ctx's error.
 	Produce(ctx context.Context, r *polykafka.Record, done func(*polykafka.Record, error))
-	// Flush returns when done has run for every record handed to Produce
-	// before the call, or when ctx is done.
+	// Flush asks the client to send what it buffers now, without waiting
+	// for Linger. It may wait for those records; the portable layer waits
+	// for their deliveries itself.
 	Flush(ctx context.Context) error
-	// Close flushes what it can before ctx is done, fails the rest (their
-	// done is called with an error) and releases the client. It returns
-	// after done has been called for every record handed to Produce.
+	// PartitionCounts returns the partition count of each topic from a
+	// metadata request sent by this call (never from a cache). A missing
+	// topic is an error for which ErrorCode returns NotFound.
+	PartitionCounts(ctx context.Context, topics []string) (map[string]int32, error)
+	// Refresh makes the client's partitioner see at least counts soon: it
+	// refreshes the client's metadata now. Called when partition discovery
+	// saw topics grow.
+	Refresh(ctx context.Context, counts map[string]int32) error
+	// Idempotent reports whether the producer is idempotent.
+	Idempotent() bool
+	// Close fails what is still buffered (reporting it through Delivered)
+	// and releases the client. The portable layer has flushed before and
+	// bounds its wait. After Close returns, Delivered has been called for
+	// every record handed to Produce.
 	Close(ctx context.Context) error
 
 	// As sets *target to a native type and reports whether it did; see the
 	// adapter's package doc. It returns false for nil.
 	As(target any) bool
-	// ErrorCode classifies an error returned by this driver.
+	// ErrorCode classifies an error returned by this driver or passed to
+	// Delivered.
+	ErrorCode(err error) polykafka.ErrorCode
+}
+
+// Transactor is an optional interface of Producer: Kafka transactions.
+// OpenProducer makes the producer transactional (and initialises it) when
+// ProducerConfig.TransactionalID is set. The portable layer allows one
+// transaction at a time and flushes before committing.
+type Transactor interface {
+	// BeginTransaction starts a transaction: records produced until it
+	// ends belong to it.
+	BeginTransaction(ctx context.Context) error
+	// SendOffsets adds a consumer group's offsets to the transaction: they
+	// are committed if and only if the transaction commits. group is the
+	// consumer's group metadata, as GroupMetadata returns it.
+	SendOffsets(ctx context.Context, group GroupMetadata, offsets map[polykafka.TopicPartition]polykafka.CommittedOffset) error
+	// EndTransaction commits (commit true) or aborts the transaction. The
+	// portable layer has flushed and waited for every delivery first.
+	EndTransaction(ctx context.Context, commit bool) error
+}
+
+// GroupMetadata identifies a group member for transactional offset
+// commits (KIP-447): the broker fences offsets from a stale generation.
+type GroupMetadata struct {
+	Group      string
+	Generation int32
+	MemberID   string
+	InstanceID string // empty unless static membership is configured
+}
+
+// GroupMember is an optional interface of Consumer: the member's current
+// group metadata, for Transactor.SendOffsets. ok is false while the member
+// has no generation.
+type GroupMember interface {
+	GroupMetadata() (md GroupMetadata, ok bool)
+}
+
+// PartitionReader is the optional interface of Backend for consumption
+// without a consumer group (chosen partitions, positions kept in an
+// offsetstore.Store by the portable layer). It is declared so that adapters
+// can implement it without a breaking change; the portable side is not
+// built yet.
+type PartitionReader interface {
+	// OpenReader opens a client that fetches no partition until Assign.
+	OpenReader(ctx context.Context, cfg ReaderConfig) (Reader, error)
+}
+
+// ReaderConfig is what the portable layer asks of a group-less reader.
+type ReaderConfig struct {
+	ReadCommitted bool
+	Logger        *slog.Logger
+}
+
+// Reader fetches chosen partitions without a group.
+type Reader interface {
+	// Assign starts fetching each partition at its offset (exact; no reset
+	// policy), replacing the previous set: partitions absent from offsets
+	// stop being fetched.
+	Assign(ctx context.Context, offsets map[polykafka.TopicPartition]int64) error
+	// Fetch, ListOffsets, PartitionCounts, Close, As and ErrorCode are as
+	// for Consumer.
+	Fetch(ctx context.Context, max int, buf []polykafka.Record) ([]polykafka.Record, error)
+	ListOffsets(ctx context.Context, tps []polykafka.TopicPartition, at int64) (map[polykafka.TopicPartition]int64, error)
+	PartitionCounts(ctx context.Context, topics []string) (map[string]int32, error)
+	Close(ctx context.Context) error
+	As(target any) bool
 	ErrorCode(err error) polykafka.ErrorCode
 }

@@ -8,10 +8,12 @@ import (
 )
 
 // userDataPrefix marks JoinGroup user data written by a polykafka adapter.
-const userDataPrefix = "polykafka:v1:"
+// It differs from the commit metadata's prefix ("polykafka:v1:baseline="),
+// so neither decoder accepts the other's format.
+const userDataPrefix = "polykafka:userdata:v1:"
 
 // EncodeUserData returns the JoinGroup user data that carries the partition
-// counts passed to Consumer.Rejoin: "polykafka:v1:" followed by
+// counts passed to Consumer.Rejoin: "polykafka:userdata:v1:" followed by
 // "topic=count" pairs sorted by topic and joined by ";". The encoding is
 // deterministic, so an unchanged view gives unchanged join metadata (no
 // spurious rebalance), and shared, so that a leader on one backend can read
@@ -47,7 +49,7 @@ func DecodeUserData(b []byte) map[string]int32 {
 			return nil
 		}
 		n, err := strconv.ParseInt(kv[i+1:], 10, 32)
-		if err != nil || n < 0 {
+		if err != nil || n < 0 || strings.ContainsAny(kv[:i], "=;") {
 			return nil
 		}
 		out[kv[:i]] = int32(n)
