@@ -50,14 +50,23 @@ func EncodeMetadata(baseline int32) string {
 }
 
 // DecodeMetadata returns the baseline recorded in a commit metadata string,
-// or 0 if the string was not written by polykafka.
+// or 0 if the string was not written by polykafka. It accepts exactly
+// "polykafka:v1:baseline=" followed by decimal digits (no sign, no spaces,
+// nothing after), so that other strings with the same prefix, such as the
+// JoinGroup user data of older polykafka adapters
+// ("polykafka:v1:topic=count;..."), never pass for a baseline.
 func DecodeMetadata(meta string) int32 {
 	rest, ok := strings.CutPrefix(meta, metaPrefix)
-	if !ok {
+	if !ok || rest == "" {
 		return 0
 	}
+	for i := 0; i < len(rest); i++ {
+		if rest[i] < '0' || rest[i] > '9' {
+			return 0
+		}
+	}
 	n, err := strconv.ParseInt(rest, 10, 32)
-	if err != nil || n < 0 {
+	if err != nil {
 		return 0
 	}
 	return int32(n)
