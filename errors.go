@@ -7,8 +7,8 @@ import (
 )
 
 // ErrorCode classifies an error independently of the backend that produced
-// it. All four supported clients expose the Kafka protocol error code, so
-// the classification is shared: see [CodeForKafka].
+// it. Every Kafka client exposes the Kafka protocol error code, so the
+// classification is shared by all adapters: see [CodeForKafka].
 type ErrorCode int
 
 // Error codes. Values are stable: new codes are appended, so the list is

@@ -21,7 +21,8 @@ type GroupCommitter interface {
 
 // Kafka is the default Store: positions are the group's committed offsets,
 // and the baseline travels in each commit's metadata string
-// ("polykafka:v1:baseline=N"), which all four supported clients can write.
+// ("polykafka:v1:baseline=N"), a field every Kafka client can write, so
+// the store works whichever adapter commits.
 //
 // Commits go through the group member and carry its generation: the
 // broker refuses them from a member that left the group or whose
