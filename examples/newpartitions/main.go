@@ -93,7 +93,7 @@ func main() {
 func newBackend(name string, seeds []string) (driver.Backend, error) {
 	switch name {
 	case "franz":
-		return franz.New(kgo.SeedBrokers(seeds...)), nil
+		return franz.New(polykafka.Connection{Brokers: seeds}), nil
 	}
 	return nil, fmt.Errorf("unknown -backend %q (available: franz)", name)
 }
