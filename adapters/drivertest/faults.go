@@ -188,6 +188,25 @@ type lostHook struct{ n atomic.Int32 }
 
 func (h *lostHook) OnPartitionsLost(context.Context, []polykafka.TopicPartition) { h.n.Add(1) }
 
+// loseSession makes the coordinator forget the member of group: its next
+// heartbeat is refused with UNKNOWN_MEMBER_ID, so its partitions are lost,
+// not revoked (in-process cluster only).
+func loseSession(e *env, group string) {
+	fake := e.cluster.Fake()
+	require.NotNil(e.t, fake, "loseSession needs the in-process cluster")
+	var fired atomic.Bool
+	fake.ControlKey(int16(kmsg.Heartbeat), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		r := req.(*kmsg.HeartbeatRequest)
+		if r.Group != group || !fired.CompareAndSwap(false, true) {
+			fake.KeepControl()
+			return nil, nil, false
+		}
+		resp := r.ResponseKind().(*kmsg.HeartbeatResponse)
+		resp.ErrorCode = kerr.UnknownMemberID.Code
+		return resp, nil, true
+	})
+}
+
 func testPartitionsLost(t *testing.T, e *env) {
 	topic, group := e.cluster.Topic(t, 2), e.cluster.Group(t)
 	fake := e.cluster.Fake()
@@ -201,21 +220,75 @@ func testPartitionsLost(t *testing.T, e *env) {
 	before := e.produce(topic, "before", 5, 0, 1)
 	e.received(s, before, "records before the session was lost")
 
-	// The coordinator forgets the member: its next heartbeat is refused
-	// with UNKNOWN_MEMBER_ID, so its partitions are lost, not revoked.
-	var fired atomic.Bool
-	fake.ControlKey(int16(kmsg.Heartbeat), func(req kmsg.Request) (kmsg.Response, error, bool) {
-		r := req.(*kmsg.HeartbeatRequest)
-		if r.Group != group || !fired.CompareAndSwap(false, true) {
-			fake.KeepControl()
-			return nil, nil, false
-		}
-		resp := r.ResponseKind().(*kmsg.HeartbeatResponse)
-		resp.ErrorCode = kerr.UnknownMemberID.Code
-		return resp, nil, true
-	})
+	loseSession(e, group)
 	e.eventually(wait, func() bool { return lost.n.Load() > 0 }, "HookLost was not called after the member was fenced")
 	e.assigned(wait, topic, 2, c)
 	after := e.produce(topic, "after", 5, 0, 1)
 	e.received(s, after, "records after the member rejoined")
+}
+
+// stallingStore is a memory store whose next Save, once stall is set,
+// blocks until its context is done: a commit stuck on a slow store or
+// broker.
+type stallingStore struct {
+	offsetstore.Store
+	stall   atomic.Bool
+	stalled chan struct{} // closed when the stalled Save has started
+}
+
+func newStallingStore() *stallingStore {
+	return &stallingStore{Store: offsetstore.NewMemory(), stalled: make(chan struct{})}
+}
+
+func (s *stallingStore) Save(ctx context.Context, group string, positions map[polykafka.TopicPartition]offsetstore.Position) error {
+	if s.stall.CompareAndSwap(true, false) {
+		close(s.stalled)
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	return s.Store.Save(ctx, group, positions)
+}
+
+func testLostDuringCommit(t *testing.T, e *env) {
+	topic, group := e.cluster.Topic(t, 2), e.cluster.Group(t)
+	if e.cluster.Fake() == nil {
+		t.Skip("fault injection needs the in-process cluster; this case does not run against KAFKA_BROKERS")
+	}
+	store := newStallingStore()
+	s, lost := newSink(), &lostHook{}
+	c := e.newConsumer(group, []string{topic}, &consumer.Options{Store: store, Commit: consumer.CommitManual, Initial: discovery.Earliest, Hooks: []any{lost}})
+	e.run(c, s.handler)
+	e.assigned(wait, topic, 2, c)
+	before := e.produce(topic, "before", 5, 0, 1)
+	e.received(s, before, "records before the commit")
+
+	// The user commits with a long deadline, and the store does not answer.
+	store.stall.Store(true)
+	committed := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		committed <- c.Commit(ctx)
+	}()
+	select {
+	case <-store.stalled:
+	case <-time.After(wait):
+		t.Fatalf("%s: Commit never reached the store", e.rule)
+	}
+
+	start := time.Now()
+	loseSession(e, group)
+	e.eventually(10*time.Second, func() bool { return lost.n.Load() > 0 },
+		"HookLost was not called while a Commit (1-minute deadline) was in flight: the rebalance waited on the commit")
+	t.Logf("%s: HookLost %v after the fault", e.rule, time.Since(start).Round(time.Millisecond))
+	select {
+	case err := <-committed:
+		requireCode(t, e, err, polykafka.Rebalancing, "a Commit cut short by lost partitions")
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s: Commit did not return after the partitions were lost", e.rule)
+	}
+	e.assigned(wait, topic, 2, c)
+	after := e.produce(topic, "after", 5, 0, 1)
+	e.received(s, after, "records after the member rejoined")
+	assert.Less(t, time.Since(start), 30*time.Second, "%s: the member read on long after it lost its partitions", e.rule)
 }
