@@ -36,6 +36,7 @@ func cases() []testCase {
 		{"NilCallbackAndBadRecord", "SendAsync with a nil callback never panics, and still sends", testNilCallback},
 		{"ErrorsWrapOnce", "an error is wrapped once, keeps its class and names the operation", testErrorsWrapOnce},
 		{"CloseInsideHandlerFailsAtOnce", "Close from inside a handler fails at once with InvalidArgument instead of waiting CloseTimeout", testCloseInsideHandler},
+		{"CloseCommitsAfterHandlerOverrun", "a handler that overruns CloseTimeout makes Close say so, and Close still commits the records processed before it: each phase of Close has its own bound", testCloseAfterHandlerOverrun},
 		{"PauseUnassignedIsInvalid", "Pause and Resume of partitions not assigned fail with InvalidArgument; AwaitAssignment waits for the first assignment", testPauseUnassigned},
 
 		// Faults.
