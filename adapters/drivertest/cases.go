@@ -41,7 +41,7 @@ func cases() []testCase {
 
 		// Faults.
 		{"SilentBrokerFailsWithinDeadline", "against a broker that accepts connections and never answers, New returns an Unavailable error by its deadline", testSilentBroker},
-		{"BrokerUnavailableFailsWithinDeadline", "with no reachable broker, New and Send fail by their context's deadline and Close still runs every callback", testBrokerUnavailable},
+		{"BrokerUnavailableFailsWithinDeadline", "with no reachable broker, New and Send fail by their context's deadline (Send with an Unavailable error naming Send that still matches context.DeadlineExceeded), and Close still runs every callback, with an Unavailable error saying Close gave up (CloseTimeout), not Closed", testBrokerUnavailable},
 		{"StartDecisionCommitRetriedOnRebalancing", "a start decision whose commit is refused as rebalancing is decided again after a new rebalance; the consumer does not stop (in-process cluster only: needs fault injection)", testAssignCommitFails},
 		{"PartitionsLostThenRejoined", "a member whose session is lost gets HookLost, rejoins, and reads on with zero loss (in-process cluster only: needs fault injection)", testPartitionsLost},
 		{"LostCancelsCommitInFlight", "a member that loses its session while a Commit (1-minute deadline) waits on the store gets HookLost and reads on within seconds: Lost cancels the commit instead of waiting for it (in-process cluster only: needs fault injection)", testLostDuringCommit},
