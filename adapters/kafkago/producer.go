@@ -1,0 +1,295 @@
+package kafkago
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	metadataAPI "github.com/segmentio/kafka-go/protocol/metadata"
+
+	"github.com/polykafka/polykafka"
+	"github.com/polykafka/polykafka/adapters/driver"
+)
+
+// producer is a kafka.Writer in Async mode: Produce hands one message to
+// WriteMessages, and the Writer's Completion reports it.
+type producer struct {
+	b      *Backend
+	cfg    driver.ProducerConfig
+	dialer *kafka.Dialer
+	tr     *kafka.Transport
+	client *kafka.Client
+	w      *kafka.Writer
+
+	mu       sync.Mutex
+	closed   bool
+	inflight map[*pending]struct{}
+}
+
+// pending is a record handed to Produce and not yet delivered. It rides in
+// kafka.Message.WriterData.
+type pending struct {
+	r         *polykafka.Record
+	done      func(*polykafka.Record, error)
+	partition int32 // the record's own partition, or -1
+	delivered atomic.Bool
+}
+
+var _ driver.Producer = (*producer)(nil)
+
+// OpenProducer implements driver.Backend.
+func (b *Backend) OpenProducer(ctx context.Context, cfg driver.ProducerConfig) (driver.Producer, error) {
+	const op = "kafkago: OpenProducer"
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if cfg.TransactionalID != "" {
+		return nil, polykafka.NewError(polykafka.Unimplemented, op, "kafka-go has no transactional producer", nil)
+	}
+	if cfg.Idempotence == driver.IdempotenceRequired {
+		return nil, polykafka.NewError(polykafka.Unimplemented, op, "kafka-go has no idempotent producer", nil)
+	}
+	d, tr, err := b.natives()
+	if err != nil {
+		return nil, err
+	}
+	p := &producer{
+		b:        b,
+		cfg:      cfg,
+		dialer:   d,
+		tr:       tr,
+		client:   &kafka.Client{Addr: b.addr(), Transport: tr},
+		inflight: make(map[*pending]struct{}),
+	}
+	info, errs := loggers(cfg.Logger)
+	w := &kafka.Writer{
+		Addr:         b.addr(),
+		Balancer:     balancerFor(),
+		RequiredAcks: kafka.RequiredAcks(cfg.Acks),
+		BatchTimeout: cfg.Linger,
+		BatchBytes:   int64(cfg.BatchBytes),
+		Logger:       info,
+		ErrorLogger:  errs,
+	}
+	if w.BatchTimeout <= 0 {
+		w.BatchTimeout = time.Microsecond // kafka-go's zero means 1 s (kafka-go#417)
+	}
+	switch cfg.Compression {
+	case "gzip":
+		w.Compression = kafka.Gzip
+	case "snappy":
+		w.Compression = kafka.Snappy
+	case "lz4":
+		w.Compression = kafka.Lz4
+	case "zstd":
+		w.Compression = kafka.Zstd
+	}
+	if b.opts.ConfigureWriter != nil {
+		b.opts.ConfigureWriter(w)
+	}
+	w.Transport = tr
+	w.Async = true
+	w.Completion = p.completion
+	p.w = w
+	return p, nil
+}
+
+// balancerFor returns the Writer's balancer: a record's own partition if it
+// has one, else kafka-go's Murmur2Balancer, whose keyed path is Kafka's
+// murmur2 (driver.KeyPartition: the Writer passes partitions 0..n-1 in
+// order) and which spreads nil keys at random.
+func balancerFor() kafka.Balancer {
+	m := kafka.Murmur2Balancer{}
+	return kafka.BalancerFunc(func(msg kafka.Message, partitions ...int) int {
+		if pd, ok := msg.WriterData.(*pending); ok && pd.partition >= 0 {
+			return int(pd.partition)
+		}
+		return m.Balance(msg, partitions...)
+	})
+}
+
+// Produce implements driver.Producer.
+func (p *producer) Produce(ctx context.Context, r *polykafka.Record, done func(*polykafka.Record, error)) {
+	pd := &pending{r: r, done: done, partition: -1}
+	if err := ctx.Err(); err != nil {
+		p.finish(pd, err)
+		return
+	}
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		p.finish(pd, errClosed)
+		return
+	}
+	p.inflight[pd] = struct{}{}
+	p.mu.Unlock()
+
+	if p.cfg.ManualPartitions && r.Partition >= 0 {
+		n, err := p.cachedCount(ctx, r.Topic)
+		if err != nil {
+			p.finish(pd, err)
+			return
+		}
+		if r.Partition >= n {
+			p.finish(pd, fmt.Errorf("%w: %s has %d partitions", errInvalidPartition, r.TopicPartition(), n))
+			return
+		}
+		pd.partition = r.Partition
+	}
+	msg := kafka.Message{Topic: r.Topic, Key: r.Key, Value: r.Value, Time: r.Timestamp, WriterData: pd}
+	if len(r.Headers) > 0 {
+		msg.Headers = make([]kafka.Header, len(r.Headers))
+		for i, h := range r.Headers {
+			msg.Headers[i] = kafka.Header{Key: h.Key, Value: h.Value}
+		}
+	}
+	if err := p.w.WriteMessages(ctx, msg); err != nil {
+		p.finish(pd, err)
+	}
+}
+
+// cachedCount is the partition count the Writer partitions with (the
+// transport's metadata cache).
+func (p *producer) cachedCount(ctx context.Context, topic string) (int32, error) {
+	res, err := p.tr.RoundTrip(ctx, p.b.addr(), &metadataAPI.Request{TopicNames: []string{topic}})
+	if err != nil {
+		return 0, err
+	}
+	for _, t := range res.(*metadataAPI.Response).Topics {
+		if t.Name == topic {
+			if t.ErrorCode != 0 {
+				return 0, kafka.Error(t.ErrorCode)
+			}
+			return int32(len(t.Partitions)), nil
+		}
+	}
+	return 0, kafka.UnknownTopicOrPartition
+}
+
+// completion is the Writer's Completion function.
+func (p *producer) completion(msgs []kafka.Message, err error) {
+	for i := range msgs {
+		m := &msgs[i]
+		pd, ok := m.WriterData.(*pending)
+		if !ok || !pd.delivered.CompareAndSwap(false, true) {
+			continue
+		}
+		if err == nil {
+			pd.r.Partition = int32(m.Partition)
+			pd.r.Offset = m.Offset
+			pd.r.Timestamp = m.Time
+		}
+		p.deliver(pd, err)
+	}
+}
+
+// finish delivers pd with err unless it was delivered already.
+func (p *producer) finish(pd *pending, err error) {
+	if pd.delivered.CompareAndSwap(false, true) {
+		p.deliver(pd, err)
+	}
+}
+
+func (p *producer) deliver(pd *pending, err error) {
+	p.mu.Lock()
+	delete(p.inflight, pd)
+	p.mu.Unlock()
+	p.cfg.Delivered(pd.r, err, pd.done)
+}
+
+// Flush implements driver.Producer. kafka.Writer has no flush: a batch is
+// sent when full or when BatchTimeout (the portable Linger, 1µs for a zero
+// Linger) expires, so there is nothing to do.
+func (p *producer) Flush(ctx context.Context) error {
+	if p.isClosed() {
+		return errClosed
+	}
+	return ctx.Err()
+}
+
+// PartitionCounts implements driver.Producer with an uncached metadata
+// request.
+func (p *producer) PartitionCounts(ctx context.Context, topics []string) (map[string]int32, error) {
+	if p.isClosed() {
+		return nil, errClosed
+	}
+	ctx, cancel := p.b.opCtx(ctx)
+	defer cancel()
+	return partitionCounts(ctx, p.dialer, p.b.conn.Brokers, topics)
+}
+
+// Refresh implements driver.Producer. kafka.Transport cannot be told to
+// refresh its metadata: its cache expires after MetadataTTL (1 s on the
+// transport the adapter builds), after which the Writer sees counts.
+func (p *producer) Refresh(ctx context.Context, counts map[string]int32) error {
+	if p.isClosed() {
+		return errClosed
+	}
+	return nil
+}
+
+// Idempotent implements driver.Producer: kafka-go has no idempotent
+// producer.
+func (*producer) Idempotent() bool { return false }
+
+func (p *producer) isClosed() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.closed
+}
+
+// Close implements driver.Producer: Writer.Close sends what the Writer
+// buffers and waits for it; what is still undelivered when ctx ends is
+// failed.
+func (p *producer) Close(ctx context.Context) error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil
+	}
+	p.closed = true
+	p.mu.Unlock()
+	closed := make(chan struct{})
+	go func() {
+		_ = p.w.Close()
+		close(closed)
+	}()
+	var err error
+	select {
+	case <-closed:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	p.mu.Lock()
+	rest := make([]*pending, 0, len(p.inflight))
+	for pd := range p.inflight {
+		rest = append(rest, pd)
+	}
+	p.mu.Unlock()
+	for _, pd := range rest {
+		p.finish(pd, errClosed)
+	}
+	if p.b.opts.Transport == nil {
+		p.tr.CloseIdleConnections()
+	}
+	return err
+}
+
+// As implements driver.Producer: *kafka.Writer and *kafka.Client.
+func (p *producer) As(target any) bool {
+	switch t := target.(type) {
+	case **kafka.Writer:
+		*t = p.w
+	case **kafka.Client:
+		*t = p.client
+	default:
+		return false
+	}
+	return true
+}
+
+// ErrorCode implements driver.Producer.
+func (*producer) ErrorCode(err error) polykafka.ErrorCode { return errorCode(err) }
