@@ -140,6 +140,11 @@ func (p *producer) Produce(ctx context.Context, r *polykafka.Record, done func(*
 		pd.partition = r.Partition
 	}
 	msg := kafka.Message{Topic: r.Topic, Key: r.Key, Value: r.Value, Time: r.Timestamp, WriterData: pd}
+	if msg.Time.IsZero() {
+		// What the Writer would stamp (writer.go writerRecords), kept so
+		// that the delivered record carries its timestamp.
+		msg.Time = time.Now()
+	}
 	if len(r.Headers) > 0 {
 		msg.Headers = make([]kafka.Header, len(r.Headers))
 		for i, h := range r.Headers {
