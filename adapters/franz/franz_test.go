@@ -9,6 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/goleak"
 
+	"github.com/polykafka/polykafka"
 	"github.com/polykafka/polykafka/adapters/driver"
 	"github.com/polykafka/polykafka/adapters/drivertest"
 	"github.com/polykafka/polykafka/adapters/franz"
@@ -23,8 +24,7 @@ func TestMain(m *testing.M) {
 // testBackend is the franz backend with test timings: a 250ms heartbeat so
 // members learn of rebalances quickly, and a short metadata minimum age.
 func testBackend(_ *testing.T, brokers []string) driver.Backend {
-	return franz.New(
-		kgo.SeedBrokers(brokers...),
+	return franz.New(polykafka.Connection{Brokers: brokers},
 		kgo.HeartbeatInterval(250*time.Millisecond),
 		kgo.MetadataMinAge(100*time.Millisecond),
 	)
@@ -32,8 +32,9 @@ func testBackend(_ *testing.T, brokers []string) driver.Backend {
 
 func TestConformance(t *testing.T) {
 	drivertest.Run(t, drivertest.Harness{
-		Name:       "franz",
-		NewBackend: testBackend,
+		Name:         "franz",
+		NewBackend:   testBackend,
+		Transactions: true,
 		CheckAs: func(t *testing.T, c *consumer.Consumer, p *producer.Producer) {
 			var cl *kgo.Client
 			require.True(t, c.As(&cl), "a franz consumer exposes its *kgo.Client")
