@@ -25,9 +25,13 @@ type consumer struct {
 	dialer *kafka.Dialer
 	tr     *kafka.Transport
 	client *kafka.Client
-	cg     *kafka.ConsumerGroup
-	bal    *balancer
-	rb     kafka.ReadBatchConfig
+	// fetchTr and fetchClient carry the fetches: a transport of the
+	// consumer's own, closed by Close.
+	fetchTr     *kafka.Transport
+	fetchClient *kafka.Client
+	cg          *kafka.ConsumerGroup
+	bal         *balancer
+	rb          kafka.ReadBatchConfig
 
 	ctx     context.Context // ends when Close gives up or finishes
 	cancel  context.CancelFunc
@@ -79,6 +83,7 @@ func (b *Backend) OpenConsumer(ctx context.Context, cfg driver.ConsumerConfig) (
 		dialer:  d,
 		tr:      tr,
 		client:  &kafka.Client{Addr: b.addr(), Transport: tr},
+		fetchTr: freshTransport(tr),
 		bal:     &balancer{},
 		rb:      b.opts.ReadBatch,
 		runDone: make(chan struct{}),
@@ -97,6 +102,7 @@ func (b *Backend) OpenConsumer(ctx context.Context, cfg driver.ConsumerConfig) (
 	if c.rb.MaxWait <= 0 {
 		c.rb.MaxWait = 500 * time.Millisecond
 	}
+	c.fetchClient = &kafka.Client{Addr: b.addr(), Transport: c.fetchTr}
 	c.rb.IsolationLevel = kafka.ReadUncommitted
 	if cfg.ReadCommitted {
 		c.rb.IsolationLevel = kafka.ReadCommitted
@@ -460,6 +466,7 @@ func (c *consumer) Close(ctx context.Context) error {
 	}
 	c.cancel()
 	c.fetchWG.Wait()
+	c.fetchTr.CloseIdleConnections()
 	if c.b.opts.Transport == nil {
 		c.tr.CloseIdleConnections()
 	}

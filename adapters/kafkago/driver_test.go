@@ -21,7 +21,6 @@ import (
 
 	"github.com/polykafka/polykafka"
 	"github.com/polykafka/polykafka/adapters/driver"
-	"github.com/polykafka/polykafka/adapters/kafkago"
 	"github.com/polykafka/polykafka/internal/testcluster"
 )
 
@@ -36,15 +35,8 @@ func testLogger(t *testing.T) *slog.Logger {
 	return slog.New(slog.DiscardHandler)
 }
 
-func testOptions() *kafkago.Options {
-	return &kafkago.Options{ConsumerGroup: kafka.ConsumerGroupConfig{
-		HeartbeatInterval: 250 * time.Millisecond,
-		JoinGroupBackoff:  250 * time.Millisecond,
-	}}
-}
-
-func newTestBackend(cl *testcluster.Cluster) *kafkago.Backend {
-	return kafkago.New(polykafka.Connection{Brokers: cl.Brokers()}, testOptions())
+func newTestBackend(cl *testcluster.Cluster) driver.Backend {
+	return testBackend(nil, cl.Brokers())
 }
 
 // handler is a GroupHandler that starts every partition at start (or at

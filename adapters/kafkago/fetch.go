@@ -1,8 +1,10 @@
 package kafkago
 
-// Fetching: one loop per assigned partition, each on its own kafka.Conn to
-// the partition leader, started exactly at the decided offset (no reset
-// policy: kafka.Reader would jump to the log start on its own). The loops
+// Fetching: one loop per assigned partition, each sending its own fetch
+// requests (kafka.Client.Fetch), started exactly at the decided offset (no
+// reset policy: kafka.Reader would jump to the log start on its own, and
+// its kafka.Conn batches cannot tell a null key or value from an empty
+// one). The loops
 // hand whole fetched batches (chunks) to a bounded channel; Fetch drains
 // it. Pause, Seek and revocation stop a partition's loop; Fetch drops the
 // chunks of stopped loops, so a record is returned only while its loop is
@@ -13,11 +15,11 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net"
 	"slices"
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/protocol"
 
 	"github.com/polykafka/polykafka"
 	"github.com/polykafka/polykafka/adapters/driver"
@@ -81,28 +83,16 @@ func (c *consumer) stopAllFetches() {
 }
 
 // fetchLoop fetches f.tp from offset until ctx is done or the offset is out
-// of range. Errors are handed to Fetch; after one, the loop reconnects
-// after kafka-go's reader backoff (100 ms doubling to 1 s), as
-// kafka.Reader does.
+// of range, with kafka.Client.Fetch (one partition per request; the
+// transport gives each concurrent request its own connection, so one
+// partition's long poll never holds up another's). Errors are handed to
+// Fetch; after one, the loop fetches again after kafka-go's reader backoff
+// (100 ms doubling to 1 s), as kafka.Reader does. A partition the
+// transport's metadata does not show yet (created moments ago) is waited
+// for silently, as kafka.Reader waits for its leader.
 func (c *consumer) fetchLoop(ctx context.Context, f *fetcher, offset int64) {
-	var conn *kafka.Conn
-	defer func() {
-		if conn != nil {
-			conn.Close()
-		}
-	}()
 	failures := 0
-	fail := func(err error) bool {
-		if ctx.Err() != nil {
-			return false
-		}
-		if conn != nil {
-			conn.Close()
-			conn = nil
-		}
-		if !c.send(ctx, chunk{f: f, err: &driver.PartitionError{TopicPartition: f.tp, Err: err}}) {
-			return false
-		}
+	backoff := func() bool {
 		failures++
 		d := min(100*time.Millisecond<<min(failures-1, 4), time.Second)
 		t := time.NewTimer(d)
@@ -114,38 +104,32 @@ func (c *consumer) fetchLoop(ctx context.Context, f *fetcher, offset int64) {
 			return true
 		}
 	}
-	for ctx.Err() == nil {
-		if conn == nil {
-			var err error
-			conn, err = c.dialLeader(ctx, f.tp)
-			if err != nil {
-				if !fail(err) {
-					return
-				}
-				continue
-			}
+	fail := func(err error) bool {
+		if ctx.Err() != nil {
+			return false
 		}
-		msgs, err := c.readBatch(ctx, conn, offset)
+		return c.send(ctx, chunk{f: f, err: &driver.PartitionError{TopicPartition: f.tp, Err: err}}) && backoff()
+	}
+	for ctx.Err() == nil {
+		msgs, err := c.fetchOnce(ctx, f.tp, offset)
 		if len(msgs) > 0 {
 			offset = msgs[len(msgs)-1].Offset + 1
 			if !c.send(ctx, chunk{f: f, msgs: msgs}) {
 				return
 			}
 		}
-		var ke kafka.Error
-		var ne net.Error
 		switch {
-		case err == nil, errors.Is(err, io.EOF):
+		case err == nil:
 			failures = 0
 		case ctx.Err() != nil:
 			return
 		case errors.Is(err, kafka.OffsetOutOfRange):
 			c.send(ctx, chunk{f: f, err: &driver.PartitionError{TopicPartition: f.tp, Err: err}})
 			return
-		case errors.As(err, &ke) && ke == kafka.RequestTimedOut:
-		case !errors.As(err, &ke) && errors.As(err, &ne) && ne.Timeout() && len(msgs) > 0:
-			// The read deadline ended a batch that was still arriving:
-			// carry on from the last record.
+		case errors.Is(err, protocol.ErrNoTopic), errors.Is(err, protocol.ErrNoPartition), errors.Is(err, protocol.ErrNoLeader):
+			if !backoff() {
+				return
+			}
 		default:
 			if !fail(err) {
 				return
@@ -154,41 +138,68 @@ func (c *consumer) fetchLoop(ctx context.Context, f *fetcher, offset int64) {
 	}
 }
 
-// dialLeader connects to tp's leader, found with an uncached metadata
-// request on a seed broker.
-func (c *consumer) dialLeader(ctx context.Context, tp polykafka.TopicPartition) (*kafka.Conn, error) {
-	var err error
-	for _, addr := range c.b.conn.Brokers {
-		var conn *kafka.Conn
-		if conn, err = c.dialer.DialLeader(ctx, "tcp", addr, tp.Topic, int(tp.Partition)); err == nil {
-			return conn, nil
-		}
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-	}
-	return nil, err
-}
-
-// readBatch sends one fetch request at offset and returns its records.
-func (c *consumer) readBatch(ctx context.Context, conn *kafka.Conn, offset int64) ([]kafka.Message, error) {
-	if _, err := conn.Seek(offset, kafka.SeekAbsolute|kafka.SeekDontCheck); err != nil {
+// fetchOnce sends one fetch request for tp at offset and returns its
+// records as kafka.Message values (keys and values copied; a null key or
+// value stays nil and an empty one stays empty).
+func (c *consumer) fetchOnce(ctx context.Context, tp polykafka.TopicPartition, offset int64) ([]kafka.Message, error) {
+	res, err := c.fetchClient.Fetch(ctx, &kafka.FetchRequest{
+		Topic:          tp.Topic,
+		Partition:      int(tp.Partition),
+		Offset:         offset,
+		MinBytes:       int64(c.rb.MinBytes),
+		MaxBytes:       int64(c.rb.MaxBytes),
+		MaxWait:        c.rb.MaxWait,
+		IsolationLevel: c.rb.IsolationLevel,
+	})
+	if err != nil {
 		return nil, err
 	}
+	if cl, ok := res.Records.(io.Closer); ok {
+		defer cl.Close()
+	}
 	var msgs []kafka.Message
-	_ = conn.SetDeadline(time.Now().Add(c.rb.MaxWait + c.b.opts.Timeout))
-	err := withConnCtx(ctx, conn, func() error {
-		batch := conn.ReadBatchWith(c.rb)
-		for {
-			m, err := batch.ReadMessage()
-			if err != nil {
-				break
+	for {
+		r, rerr := res.Records.ReadRecord()
+		if rerr != nil {
+			if !errors.Is(rerr, io.EOF) && res.Error == nil {
+				return msgs, rerr
 			}
-			msgs = append(msgs, m)
+			break
 		}
-		return batch.Close()
-	})
-	return msgs, err
+		if r.Offset < offset {
+			closeBytes(r)
+			continue
+		}
+		m := kafka.Message{
+			Topic:         tp.Topic,
+			Partition:     int(tp.Partition),
+			Offset:        r.Offset,
+			HighWaterMark: res.HighWatermark,
+			Time:          r.Time,
+		}
+		if len(r.Headers) > 0 {
+			m.Headers = slices.Clone(r.Headers)
+		}
+		m.Key, err = protocol.ReadAll(r.Key)
+		if err == nil {
+			m.Value, err = protocol.ReadAll(r.Value)
+		}
+		closeBytes(r)
+		if err != nil {
+			return msgs, err
+		}
+		msgs = append(msgs, m)
+	}
+	return msgs, res.Error
+}
+
+func closeBytes(r *kafka.Record) {
+	if r.Key != nil {
+		r.Key.Close()
+	}
+	if r.Value != nil {
+		r.Value.Close()
+	}
 }
 
 // send hands ch to Fetch.

@@ -316,18 +316,16 @@ func dialAny(ctx context.Context, d *kafka.Dialer, brokers []string) (*kafka.Con
 }
 
 // withConnCtx runs f on c and makes c's blocking calls return when ctx is
-// done (kafka.Conn takes deadlines, not contexts).
+// done (kafka.Conn takes deadlines, not contexts); it then returns ctx's
+// error.
 func withConnCtx(ctx context.Context, c *kafka.Conn, f func() error) error {
-	if dl, ok := ctx.Deadline(); ok {
-		_ = c.SetDeadline(dl)
-	}
 	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Now()) })
+	defer stop()
 	if ctx.Err() != nil {
-		stop()
 		return ctx.Err()
 	}
 	err := f()
-	if !stop() && ctx.Err() != nil {
+	if ctx.Err() != nil {
 		return ctx.Err()
 	}
 	return err
@@ -341,25 +339,27 @@ func partitionCounts(ctx context.Context, d *kafka.Dialer, brokers []string, top
 		return nil, err
 	}
 	defer c.Close()
-	var parts []kafka.Partition
+	out := make(map[string]int32, len(topics))
 	err = withConnCtx(ctx, c, func() error {
-		var err error
-		parts, err = c.ReadPartitions(topics...)
-		return err
+		// One topic per request, so that an error names its topic.
+		for _, t := range topics {
+			parts, err := c.ReadPartitions(t)
+			if err != nil {
+				return fmt.Errorf("topic %q: %w", t, err)
+			}
+			for _, p := range parts {
+				if n := int32(p.ID) + 1; p.Topic == t && n > out[t] {
+					out[t] = n
+				}
+			}
+			if out[t] == 0 {
+				return fmt.Errorf("topic %q: %w", t, kafka.UnknownTopicOrPartition)
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, err
-	}
-	out := make(map[string]int32, len(topics))
-	for _, p := range parts {
-		if n := int32(p.ID) + 1; n > out[p.Topic] {
-			out[p.Topic] = n
-		}
-	}
-	for _, t := range topics {
-		if out[t] == 0 {
-			return nil, fmt.Errorf("topic %q: %w", t, kafka.UnknownTopicOrPartition)
-		}
 	}
 	return out, nil
 }
