@@ -54,3 +54,32 @@ func TestBalancerPlansWithReportedPartitions(t *testing.T) {
 	assert.True(t, b.stale())
 	assert.False(t, b.setCounts(map[string]int32{"a": 2}) && false)
 }
+
+func TestFrameScannerSeesHeartbeatErrors(t *testing.T) {
+	var codes []int16
+	wc := &watchedConn{note: func(c int16) { codes = append(codes, c) }, pending: map[int32]int16{}}
+	wc.out = frameScanner{capture: 8, frame: wc.request}
+	wc.in = frameScanner{capture: 10, frame: wc.response}
+	frame := func(b ...byte) []byte {
+		return append([]byte{0, 0, 0, byte(len(b))}, b...)
+	}
+	// Requests: a metadata request (api 3, corr 1), a heartbeat v0 (corr 2)
+	// and a heartbeat v0 (corr 3), fed one byte at a time.
+	var out []byte
+	out = append(out, frame(0, 3, 0, 1, 0, 0, 0, 1, 9, 9, 9)...)
+	out = append(out, frame(0, 12, 0, 0, 0, 0, 0, 2, 1, 2, 3, 4)...)
+	out = append(out, frame(0, 12, 0, 0, 0, 0, 0, 3)...)
+	for i := range out {
+		wc.out.feed(out[i : i+1])
+	}
+	// Responses: metadata (an error-looking body, ignored), heartbeat 2
+	// REBALANCE_IN_PROGRESS (27), heartbeat 3 UNKNOWN_MEMBER_ID (25).
+	var in []byte
+	in = append(in, frame(0, 0, 0, 1, 0, 25, 7, 7, 7, 7, 7, 7, 7)...)
+	in = append(in, frame(0, 0, 0, 2, 0, 27)...)
+	in = append(in, frame(0, 0, 0, 3, 0, 25)...)
+	wc.in.feed(in[:5])
+	wc.in.feed(in[5:])
+	assert.Equal(t, []int16{27, 25}, codes)
+	assert.True(t, lostCode(25) && !lostCode(27))
+}

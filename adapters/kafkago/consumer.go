@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -32,6 +33,9 @@ type consumer struct {
 	cg          *kafka.ConsumerGroup
 	bal         *balancer
 	rb          kafka.ReadBatchConfig
+	// hbLost is set when a heartbeat of the current generation was
+	// answered with an error that means the member was forgotten (lost.go).
+	hbLost atomic.Bool
 
 	ctx     context.Context // ends when Close gives up or finishes
 	cancel  context.CancelFunc
@@ -117,6 +121,11 @@ func (b *Backend) OpenConsumer(ctx context.Context, cfg driver.ConsumerConfig) (
 	if gc.Dialer == nil {
 		gc.Dialer = d
 	}
+	gc.Dialer = watchingDialer(gc.Dialer, func(code int16) {
+		if lostCode(code) {
+			c.hbLost.Store(true)
+		}
+	})
 	if gc.Logger == nil {
 		gc.Logger = info
 	}
@@ -189,6 +198,7 @@ func (c *consumer) generation(gctx context.Context, gen *kafka.Generation) {
 	}
 	c.gen = gen
 	c.mu.Unlock()
+	c.hbLost.Store(false)
 	defer func() {
 		c.mu.Lock()
 		c.gen = nil
@@ -237,7 +247,12 @@ func (c *consumer) generation(gctx context.Context, gen *kafka.Generation) {
 	case <-c.rejoin:
 	}
 	c.stopAllFetches()
-	if len(tps) > 0 {
+	switch {
+	case len(tps) == 0:
+	case c.hbLost.Load():
+		c.log.Debug("kafkago: the coordinator forgot this member; partitions lost", "group", c.cfg.Group, "generation", gen.ID)
+		c.cfg.Handler.Lost(c.ctx, tps)
+	default:
 		c.cfg.Handler.Revoked(c.ctx, tps)
 	}
 }
