@@ -26,13 +26,12 @@ type consumer struct {
 	dialer *kafka.Dialer
 	tr     *kafka.Transport
 	client *kafka.Client
-	// fetchTr and fetchClient carry the fetches: a transport of the
-	// consumer's own, closed by Close.
-	fetchTr     *kafka.Transport
-	fetchClient *kafka.Client
-	cg          *kafka.ConsumerGroup
-	bal         *balancer
-	rb          kafka.ReadBatchConfig
+	// fetchTr carries the fetches: a transport of the consumer's own,
+	// closed by Close.
+	fetchTr *kafka.Transport
+	cg      *kafka.ConsumerGroup
+	bal     *balancer
+	rb      kafka.ReadBatchConfig
 	// hbLost is set when a heartbeat of the current generation was
 	// answered with an error that means the member was forgotten (lost.go).
 	hbLost atomic.Bool
@@ -106,7 +105,6 @@ func (b *Backend) OpenConsumer(ctx context.Context, cfg driver.ConsumerConfig) (
 	if c.rb.MaxWait <= 0 {
 		c.rb.MaxWait = 500 * time.Millisecond
 	}
-	c.fetchClient = &kafka.Client{Addr: b.addr(), Transport: c.fetchTr}
 	c.rb.IsolationLevel = kafka.ReadUncommitted
 	if cfg.ReadCommitted {
 		c.rb.IsolationLevel = kafka.ReadCommitted

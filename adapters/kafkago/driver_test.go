@@ -508,3 +508,49 @@ func TestConsumerAs(t *testing.T) {
 	assert.True(t, ok)
 	assert.Equal(t, gen.MemberID, md.MemberID)
 }
+
+// A read-committed consumer skips the records of aborted transactions
+// (written here by franz-go: kafka-go has no transactional producer), and
+// a read-uncommitted one reads them.
+func TestReadCommittedSkipsAbortedTransactions(t *testing.T) {
+	t.Parallel()
+	cl := testcluster.New(t)
+	topic := cl.Topic(t, 1)
+	tx, err := kgo.NewClient(kgo.SeedBrokers(cl.Brokers()...), kgo.TransactionalID(testcluster.Name(t, "tx")), kgo.DefaultProduceTopic(topic))
+	require.NoError(t, err)
+	defer tx.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	txn := func(tag string, commit bool) {
+		require.NoError(t, tx.BeginTransaction())
+		for i := 0; i < 3; i++ {
+			require.NoError(t, tx.ProduceSync(ctx, &kgo.Record{Partition: 0, Value: []byte(fmt.Sprintf("%s-%d", tag, i))}).FirstErr())
+		}
+		end := kgo.TryAbort
+		if commit {
+			end = kgo.TryCommit
+		}
+		require.NoError(t, tx.EndTransaction(ctx, end))
+	}
+	txn("c1", true)
+	txn("a", false)
+	txn("c2", true)
+	produceN(t, cl, topic, 0, 1) // not transactional
+
+	b := newTestBackend(cl)
+	read := func(committed bool, n int) []string {
+		h := newHandler()
+		c, err := b.OpenConsumer(ctx, driver.ConsumerConfig{Group: testcluster.Name(t, "g"), Topics: []string{topic}, Handler: h, ReadCommitted: committed, Logger: testLogger(t)})
+		require.NoError(t, err)
+		h.c = c
+		close(h.ready)
+		defer func() { assert.NoError(t, c.Close(ctx)) }()
+		var vals []string
+		for _, r := range fetchUntil(t, c, n, 20*time.Second) {
+			vals = append(vals, string(r.Value))
+		}
+		return vals
+	}
+	assert.Equal(t, []string{"c1-0", "c1-1", "c1-2", "c2-0", "c2-1", "c2-2", "0-0"}, read(true, 7), "read committed")
+	assert.Len(t, read(false, 10), 10, "read uncommitted reads aborted records too")
+}

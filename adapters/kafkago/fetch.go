@@ -12,6 +12,7 @@ package kafkago
 // returned.
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"io"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 	"github.com/segmentio/kafka-go/protocol"
+	fetchAPI "github.com/segmentio/kafka-go/protocol/fetch"
 
 	"github.com/polykafka/polykafka"
 	"github.com/polykafka/polykafka/adapters/driver"
@@ -140,57 +142,133 @@ func (c *consumer) fetchLoop(ctx context.Context, f *fetcher, offset int64) {
 
 // fetchOnce sends one fetch request for tp at offset and returns its
 // records as kafka.Message values (keys and values copied; a null key or
-// value stays nil and an empty one stays empty).
+// value stays nil and an empty one stays empty). It speaks the fetch API
+// through the transport, as kafka.Client.Fetch does, but keeps what
+// Client.Fetch drops: the aborted transactions, so that a read-committed
+// consumer skips the records of aborted transactions.
 func (c *consumer) fetchOnce(ctx context.Context, tp polykafka.TopicPartition, offset int64) ([]kafka.Message, error) {
-	res, err := c.fetchClient.Fetch(ctx, &kafka.FetchRequest{
-		Topic:          tp.Topic,
-		Partition:      int(tp.Partition),
-		Offset:         offset,
-		MinBytes:       int64(c.rb.MinBytes),
-		MaxBytes:       int64(c.rb.MaxBytes),
-		MaxWait:        c.rb.MaxWait,
-		IsolationLevel: c.rb.IsolationLevel,
+	m, err := c.fetchTr.RoundTrip(ctx, c.b.addr(), &fetchAPI.Request{
+		ReplicaID:      -1,
+		MaxWaitTime:    int32(c.rb.MaxWait / time.Millisecond),
+		MinBytes:       int32(c.rb.MinBytes),
+		MaxBytes:       int32(c.rb.MaxBytes),
+		IsolationLevel: int8(c.rb.IsolationLevel),
+		SessionID:      -1,
+		SessionEpoch:   -1,
+		Topics: []fetchAPI.RequestTopic{{
+			Topic: tp.Topic,
+			Partitions: []fetchAPI.RequestPartition{{
+				Partition:          tp.Partition,
+				CurrentLeaderEpoch: -1,
+				FetchOffset:        offset,
+				LogStartOffset:     -1,
+				PartitionMaxBytes:  int32(c.rb.MaxBytes),
+			}},
+		}},
 	})
 	if err != nil {
 		return nil, err
 	}
-	if cl, ok := res.Records.(io.Closer); ok {
+	res := m.(*fetchAPI.Response)
+	if res.ErrorCode != 0 {
+		return nil, kafka.Error(res.ErrorCode)
+	}
+	if len(res.Topics) == 0 || len(res.Topics[0].Partitions) == 0 {
+		return nil, nil
+	}
+	part := &res.Topics[0].Partitions[0]
+	var perr error
+	if part.ErrorCode != 0 {
+		perr = kafka.Error(part.ErrorCode)
+	}
+	recs := part.RecordSet.Records
+	if recs == nil {
+		return nil, perr
+	}
+	if cl, ok := recs.(io.Closer); ok {
 		defer cl.Close()
 	}
+	batches := []protocol.RecordReader{recs}
+	if st, ok := recs.(*protocol.RecordStream); ok {
+		batches = st.Records
+	}
+	aborted := newAbortedFilter(part.AbortedTransactions)
 	var msgs []kafka.Message
-	for {
-		r, rerr := res.Records.ReadRecord()
-		if rerr != nil {
-			if !errors.Is(rerr, io.EOF) && res.Error == nil {
-				return msgs, rerr
-			}
-			break
-		}
-		if r.Offset < offset {
-			closeBytes(r)
+	for _, b := range batches {
+		if aborted.skip(b) {
 			continue
 		}
-		m := kafka.Message{
-			Topic:         tp.Topic,
-			Partition:     int(tp.Partition),
-			Offset:        r.Offset,
-			HighWaterMark: res.HighWatermark,
-			Time:          r.Time,
+		for {
+			r, rerr := b.ReadRecord()
+			if rerr != nil {
+				if !errors.Is(rerr, io.EOF) && perr == nil && len(msgs) == 0 {
+					return nil, rerr
+				}
+				break
+			}
+			if r.Offset < offset {
+				closeBytes(r)
+				continue
+			}
+			msg := kafka.Message{
+				Topic:         tp.Topic,
+				Partition:     int(tp.Partition),
+				Offset:        r.Offset,
+				HighWaterMark: part.HighWatermark,
+				Time:          r.Time,
+			}
+			if len(r.Headers) > 0 {
+				msg.Headers = slices.Clone(r.Headers)
+			}
+			msg.Key, err = protocol.ReadAll(r.Key)
+			if err == nil {
+				msg.Value, err = protocol.ReadAll(r.Value)
+			}
+			closeBytes(r)
+			if err != nil {
+				return msgs, err
+			}
+			msgs = append(msgs, msg)
 		}
-		if len(r.Headers) > 0 {
-			m.Headers = slices.Clone(r.Headers)
-		}
-		m.Key, err = protocol.ReadAll(r.Key)
-		if err == nil {
-			m.Value, err = protocol.ReadAll(r.Value)
-		}
-		closeBytes(r)
-		if err != nil {
-			return msgs, err
-		}
-		msgs = append(msgs, m)
 	}
-	return msgs, res.Error
+	return msgs, perr
+}
+
+// abortedFilter skips the batches of aborted transactions, as Kafka's Java
+// consumer does: a transactional batch of a producer whose aborted
+// transaction started at or before the batch is skipped, until that
+// producer's control batch (the abort marker).
+type abortedFilter struct {
+	pending []fetchAPI.ResponseTransaction // sorted by FirstOffset
+	active  map[int64]bool
+}
+
+func newAbortedFilter(txs []fetchAPI.ResponseTransaction) *abortedFilter {
+	f := &abortedFilter{pending: slices.Clone(txs)}
+	slices.SortFunc(f.pending, func(a, b fetchAPI.ResponseTransaction) int { return cmp.Compare(a.FirstOffset, b.FirstOffset) })
+	return f
+}
+
+// skip reports whether batch b is to be skipped: control batches always,
+// and batches of aborted transactions.
+func (f *abortedFilter) skip(b protocol.RecordReader) bool {
+	switch b := b.(type) {
+	case *protocol.ControlBatch:
+		if f.active != nil {
+			delete(f.active, b.ProducerID)
+		}
+		return true
+	case *protocol.RecordBatch:
+		for len(f.pending) > 0 && f.pending[0].FirstOffset <= b.BaseOffset {
+			if f.active == nil {
+				f.active = make(map[int64]bool)
+			}
+			f.active[f.pending[0].ProducerID] = true
+			f.pending = f.pending[1:]
+		}
+		return b.Attributes.Transactional() && f.active[b.ProducerID]
+	}
+	return false
 }
 
 func closeBytes(r *kafka.Record) {
