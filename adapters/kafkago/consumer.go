@@ -444,10 +444,12 @@ func (c *consumer) GroupMetadata() (driver.GroupMetadata, bool) {
 // from Revoked while Close runs still work.
 func (c *consumer) isClosed() bool { return c.ctx.Err() != nil }
 
-// Close implements driver.Consumer: the current generation's function stops
-// fetching and calls Revoked, then the group is closed (kafka-go leaves
-// it). It returns by ctx's deadline; what kafka-go still does then (a
-// JoinGroup takes no context) finishes in the background.
+// Close implements driver.Consumer. ConsumerGroup.Close ends the current
+// generation, whose function stops fetching and calls Revoked (the member
+// still belongs to the group, so its commits succeed), and then leaves the
+// group: one rebalance for the other members, not two. Close returns by
+// ctx's deadline; what kafka-go still does then (a JoinGroup in progress
+// takes no context) finishes in the background.
 func (c *consumer) Close(ctx context.Context) error {
 	first := false
 	c.closeOnce.Do(func() {
@@ -455,35 +457,30 @@ func (c *consumer) Close(ctx context.Context) error {
 		c.mu.Lock()
 		c.closed = true
 		c.mu.Unlock()
-		c.stopRun()
 	})
 	if !first {
 		return nil
 	}
-	defer c.cancel()
-	select {
-	case <-c.runDone:
-	case <-ctx.Done():
-		c.cancel()
-		return ctx.Err()
-	}
-	closed := make(chan struct{})
+	done := make(chan struct{})
 	go func() {
+		defer close(done)
 		_ = c.cg.Close()
-		close(closed)
+		c.stopRun()
+		<-c.runDone
+		c.cancel()
+		c.fetchWG.Wait()
+		c.fetchTr.CloseIdleConnections()
+		if c.b.opts.Transport == nil {
+			c.tr.CloseIdleConnections()
+		}
 	}()
 	select {
-	case <-closed:
+	case <-done:
+		return nil
 	case <-ctx.Done():
+		c.cancel() // ends Revoked's context and the fetch loops
 		return ctx.Err()
 	}
-	c.cancel()
-	c.fetchWG.Wait()
-	c.fetchTr.CloseIdleConnections()
-	if c.b.opts.Transport == nil {
-		c.tr.CloseIdleConnections()
-	}
-	return nil
 }
 
 // As implements driver.Consumer: *kafka.ConsumerGroup, *kafka.Generation

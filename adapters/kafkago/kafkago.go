@@ -16,10 +16,15 @@
 // the one built from the Connection entirely (native settings win).
 //
 // Consumers do not use kafka.Reader, which hides the group (no assignment
-// callback, no pause, start offsets of its own choosing). They are built on
-// kafka.ConsumerGroup and kafka.Generation, and fetch every assigned
-// partition over its own kafka.Conn to the partition leader, starting
-// exactly at the offset the portable layer decided. From
+// callback, no pause, start offsets of its own choosing) and whose
+// kafka.Conn batches cannot tell a null key or value from an empty one.
+// They are built on kafka.ConsumerGroup and kafka.Generation, and run one
+// fetch loop per assigned partition, starting exactly at the offset the
+// portable layer decided, that sends fetch requests through a
+// kafka.Transport of the consumer's own (a copy of the backend's, so that
+// each concurrent fetch gets its own connection and never waits behind
+// another partition's long poll); read-committed fetches skip the records
+// of aborted transactions. From
 // Options.ConsumerGroup the adapter overrides ID, Brokers, Topics,
 // GroupBalancers (the "range" balancer described below),
 // WatchPartitionChanges (off: the portable layer watches partitions) and
@@ -58,8 +63,11 @@
 //
 // # As
 //
-//   - Consumer.As: *kafka.ConsumerGroup, **kafka.Generation (the current
-//     generation, nil between generations), *kafka.Client.
+// As takes a pointer to a variable of the native type:
+//
+//   - Consumer.As: *kafka.ConsumerGroup, *kafka.Generation (the current
+//     generation, nil between generations), *kafka.Client (commits, offset
+//     fetches).
 //   - Producer.As: *kafka.Writer, *kafka.Client.
 //   - Record.Native: kafka.Message (consumed records).
 //   - errors: kafka.Error through errors.As.
@@ -77,9 +85,14 @@
 //     IdempotenceRequired and a TransactionalID fail OpenProducer with code
 //     Unimplemented; with IdempotenceIfSupported the producer is not
 //     idempotent (Idempotent reports false).
-//   - kafka-go cannot tell a lost assignment from a revoked one (heartbeat
-//     errors are dropped, consumergroup.go:464-490): Lost is never called,
-//     Revoked is, and its commits fail if the session was lost.
+//   - kafka-go drops the error of the heartbeat that ends a generation
+//     (consumergroup.go heartbeatLoop), so it cannot tell a lost
+//     assignment from a revoked one. The adapter reads the error code of
+//     each heartbeat response on the coordinator connections (lost.go):
+//     UNKNOWN_MEMBER_ID, ILLEGAL_GENERATION and FENCED_INSTANCE_ID call
+//     Lost, anything else Revoked. A session that expires without an
+//     answered heartbeat (a partitioned network) is reported as Revoked,
+//     whose commits then fail.
 //   - Producer Refresh does not refresh anything at once: kafka.Transport
 //     has no refresh call, and serves metadata from a cache that expires
 //     after MetadataTTL (1 s on the Transport the adapter builds). A record
@@ -89,6 +102,8 @@
 //   - Writer.Close, ConsumerGroup.Close and kafka-go's JoinGroup take no
 //     context; Close returns by its context's deadline, and anything kafka-go
 //     still does then finishes in the background.
+//   - kafka-go rejoins as soon as a generation ends, and backs off
+//     JoinGroupBackoff (5 s by default) after a failed join.
 package kafkago
 
 import (

@@ -259,8 +259,11 @@ func (p *producer) Close(ctx context.Context) error {
 	p.mu.Unlock()
 	closed := make(chan struct{})
 	go func() {
+		defer close(closed)
 		_ = p.w.Close()
-		close(closed)
+		if p.b.opts.Transport == nil {
+			p.tr.CloseIdleConnections()
+		}
 	}()
 	var err error
 	select {
@@ -276,9 +279,6 @@ func (p *producer) Close(ctx context.Context) error {
 	p.mu.Unlock()
 	for _, pd := range rest {
 		p.finish(pd, errClosed)
-	}
-	if p.b.opts.Transport == nil {
-		p.tr.CloseIdleConnections()
 	}
 	return err
 }
