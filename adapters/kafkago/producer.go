@@ -24,18 +24,38 @@ type producer struct {
 	client *kafka.Client
 	w      *kafka.Writer
 
-	mu       sync.Mutex
-	closed   bool
-	inflight map[*pending]struct{}
+	mu     sync.Mutex
+	closed bool
+	// inflight is the list of records handed to the Writer and not yet
+	// delivered (a sentinel of a doubly linked list through pending), for
+	// Close to fail what the Writer has not delivered by its deadline.
+	inflight pending
 }
 
 // pending is a record handed to Produce and not yet delivered. It rides in
 // kafka.Message.WriterData.
 type pending struct {
-	r         *polykafka.Record
-	done      func(*polykafka.Record, error)
-	partition int32 // the record's own partition, or -1
-	delivered atomic.Bool
+	r          *polykafka.Record
+	done       func(*polykafka.Record, error)
+	partition  int32 // the record's own partition, or -1
+	state      atomic.Int32
+	prev, next *pending // in producer.inflight, guarded by producer.mu
+}
+
+// pending states: a record is delivered by whoever moves it out of
+// statePending first.
+const (
+	statePending int32 = iota
+	stateClaimed       // by a Completion call, which delivers it
+	stateDone
+)
+
+// unlink removes pd from the in-flight list. p.mu is held.
+func (pd *pending) unlink() {
+	if pd.prev != nil {
+		pd.prev.next, pd.next.prev = pd.next, pd.prev
+		pd.prev, pd.next = nil, nil
+	}
 }
 
 var _ driver.Producer = (*producer)(nil)
@@ -57,12 +77,11 @@ func (b *Backend) OpenProducer(ctx context.Context, cfg driver.ProducerConfig) (
 		return nil, err
 	}
 	p := &producer{
-		b:        b,
-		cfg:      cfg,
-		dialer:   d,
-		tr:       tr,
-		client:   &kafka.Client{Addr: b.addr(), Transport: tr},
-		inflight: make(map[*pending]struct{}),
+		b:      b,
+		cfg:    cfg,
+		dialer: d,
+		tr:     tr,
+		client: &kafka.Client{Addr: b.addr(), Transport: tr},
 	}
 	info, errs := loggers(cfg.Logger)
 	w := &kafka.Writer{
@@ -94,6 +113,7 @@ func (b *Backend) OpenProducer(ctx context.Context, cfg driver.ProducerConfig) (
 	w.Async = true
 	w.Completion = p.completion
 	p.w = w
+	p.inflight.prev, p.inflight.next = &p.inflight, &p.inflight
 	return p, nil
 }
 
@@ -124,7 +144,9 @@ func (p *producer) Produce(ctx context.Context, r *polykafka.Record, done func(*
 		p.finish(pd, errClosed)
 		return
 	}
-	p.inflight[pd] = struct{}{}
+	pd.prev, pd.next = p.inflight.prev, &p.inflight
+	p.inflight.prev.next = pd
+	p.inflight.prev = pd
 	p.mu.Unlock()
 
 	if p.cfg.ManualPartitions && r.Partition >= 0 {
@@ -174,33 +196,40 @@ func (p *producer) cachedCount(ctx context.Context, topic string) (int32, error)
 	return 0, kafka.UnknownTopicOrPartition
 }
 
-// completion is the Writer's Completion function.
+// completion is the Writer's Completion function. It runs on the Writer's
+// goroutine of the partition, between two produce requests, so it takes
+// the lock once per batch.
 func (p *producer) completion(msgs []kafka.Message, err error) {
+	p.mu.Lock()
+	for i := range msgs {
+		if pd, ok := msgs[i].WriterData.(*pending); ok && pd.state.CompareAndSwap(statePending, stateClaimed) {
+			pd.unlink()
+		}
+	}
+	p.mu.Unlock()
 	for i := range msgs {
 		m := &msgs[i]
 		pd, ok := m.WriterData.(*pending)
-		if !ok || !pd.delivered.CompareAndSwap(false, true) {
+		if !ok || pd.state.Load() != stateClaimed {
 			continue
 		}
+		pd.state.Store(stateDone)
 		if err == nil {
 			pd.r.Partition = int32(m.Partition)
 			pd.r.Offset = m.Offset
 			pd.r.Timestamp = m.Time
 		}
-		p.deliver(pd, err)
+		p.cfg.Delivered(pd.r, err, pd.done)
 	}
 }
 
 // finish delivers pd with err unless it was delivered already.
 func (p *producer) finish(pd *pending, err error) {
-	if pd.delivered.CompareAndSwap(false, true) {
-		p.deliver(pd, err)
+	if !pd.state.CompareAndSwap(statePending, stateDone) {
+		return
 	}
-}
-
-func (p *producer) deliver(pd *pending, err error) {
 	p.mu.Lock()
-	delete(p.inflight, pd)
+	pd.unlink()
 	p.mu.Unlock()
 	p.cfg.Delivered(pd.r, err, pd.done)
 }
@@ -272,8 +301,8 @@ func (p *producer) Close(ctx context.Context) error {
 		err = ctx.Err()
 	}
 	p.mu.Lock()
-	rest := make([]*pending, 0, len(p.inflight))
-	for pd := range p.inflight {
+	var rest []*pending
+	for pd := p.inflight.next; pd != &p.inflight; pd = pd.next {
 		rest = append(rest, pd)
 	}
 	p.mu.Unlock()
