@@ -196,7 +196,6 @@ func (c *consumer) generation(gctx context.Context, gen *kafka.Generation) {
 	}
 	c.gen = gen
 	c.mu.Unlock()
-	c.hbLost.Store(false)
 	defer func() {
 		c.mu.Lock()
 		c.gen = nil
@@ -210,6 +209,7 @@ func (c *consumer) generation(gctx context.Context, gen *kafka.Generation) {
 		// Counts changed while this generation formed: rejoin with them
 		// before anything is assigned (kafka-go#646).
 		c.log.Debug("kafkago: partition counts changed during the join; rejoining", "group", c.cfg.Group, "generation", gen.ID)
+		c.hbLost.Store(false)
 		return
 	}
 
@@ -220,6 +220,12 @@ func (c *consumer) generation(gctx context.Context, gen *kafka.Generation) {
 		}
 	}
 	slices.SortFunc(tps, compareTP)
+	if ctx.Err() != nil {
+		// The generation ended before it was served: nothing was handed
+		// to the handler.
+		c.hbLost.Store(false)
+		return
+	}
 	c.log.Debug("kafkago: generation", "group", c.cfg.Group, "generation", gen.ID, "member", gen.MemberID, "partitions", tps)
 	if len(tps) > 0 {
 		starts, err := c.cfg.Handler.Assigned(ctx, tps)
@@ -245,9 +251,11 @@ func (c *consumer) generation(gctx context.Context, gen *kafka.Generation) {
 	case <-c.rejoin:
 	}
 	c.stopAllFetches()
-	switch {
+	// A heartbeat error is read before kafka-go ends the generation for it,
+	// so it is known by now; it belongs to this generation.
+	switch lost := c.hbLost.Swap(false); {
 	case len(tps) == 0:
-	case c.hbLost.Load():
+	case lost:
 		c.log.Debug("kafkago: the coordinator forgot this member; partitions lost", "group", c.cfg.Group, "generation", gen.ID)
 		c.cfg.Handler.Lost(c.ctx, tps)
 	default:
