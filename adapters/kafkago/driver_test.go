@@ -43,6 +43,7 @@ func newTestBackend(cl *testcluster.Cluster) driver.Backend {
 // 0), optionally commits the start, and records the calls.
 type handler struct {
 	mu       sync.Mutex
+	failNext int // Assigned calls still to fail
 	start    map[tp]int64
 	commit   bool
 	c        driver.Consumer
@@ -63,6 +64,12 @@ func (h *handler) Assigned(ctx context.Context, tps []tp) (map[tp]polykafka.Comm
 		return nil, ctx.Err()
 	}
 	h.mu.Lock()
+	if h.failNext > 0 {
+		h.failNext--
+		h.assigned = append(h.assigned, slices.Clone(tps))
+		h.mu.Unlock()
+		return nil, errors.New("decision failed")
+	}
 	out := make(map[tp]polykafka.CommittedOffset, len(tps))
 	for _, p := range tps {
 		off, ok := h.start[p]
@@ -553,4 +560,37 @@ func TestReadCommittedSkipsAbortedTransactions(t *testing.T) {
 	}
 	assert.Equal(t, []string{"c1-0", "c1-1", "c1-2", "c2-0", "c2-1", "c2-2", "0-0"}, read(true, 7), "read committed")
 	assert.Len(t, read(false, 10), 10, "read uncommitted reads aborted records too")
+}
+
+// After a failed Assigned the partitions stay idle; Rejoin with nil counts
+// makes Assigned run again (even for a member whose rejoin changes nothing
+// in its join metadata), and fetching starts.
+func TestRejoinNilRunsAssignedAgain(t *testing.T) {
+	t.Parallel()
+	cl := testcluster.New(t)
+	topic := cl.Topic(t, 2)
+	produceN(t, cl, topic, 0, 3)
+	produceN(t, cl, topic, 1, 3)
+	group := testcluster.Name(t, "g")
+	b := newTestBackend(cl)
+	other := newHandler()
+	openConsumer(t, b, group, []string{topic}, other)
+	eventually(t, 20*time.Second, "the first member owns both partitions", func() bool { return len(other.owns()) == 2 })
+	h := newHandler()
+	h.failNext = 1
+	c := openConsumer(t, b, group, []string{topic}, h)
+	eventually(t, 20*time.Second, "Assigned was called and failed", func() bool {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		return len(h.assigned) == 1
+	})
+	short, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	rs, _ := c.Fetch(short, 10, nil)
+	assert.Empty(t, rs, "partitions whose Assigned failed are not fetched")
+	ctx, cancel2 := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel2()
+	require.NoError(t, c.Rejoin(ctx, nil))
+	eventually(t, 20*time.Second, "Assigned ran again and succeeded", func() bool { return len(h.owns()) == 1 })
+	assert.Len(t, fetchUntil(t, c, 3, 10*time.Second), 3)
 }
