@@ -104,6 +104,10 @@
 //     still does then finishes in the background.
 //   - kafka-go rejoins as soon as a generation ends, and backs off
 //     JoinGroupBackoff (5 s by default) after a failed join.
+//   - kafka-go's ConsumerGroup speaks old group protocol versions (JoinGroup
+//     v1/v2, Heartbeat v0, SyncGroup v0): Apache Kafka 4.0.0 refused its
+//     JoinGroup (kafka-go#1378, KIP-896); 4.0.1 and later accept it again
+//     (KAFKA-19444).
 package kafkago
 
 import (
