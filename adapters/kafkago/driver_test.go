@@ -11,6 +11,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,9 +19,11 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/polykafka/polykafka"
 	"github.com/polykafka/polykafka/adapters/driver"
+	"github.com/polykafka/polykafka/adapters/kafkago"
 	"github.com/polykafka/polykafka/internal/testcluster"
 )
 
@@ -593,4 +596,50 @@ func TestRejoinNilRunsAssignedAgain(t *testing.T) {
 	require.NoError(t, c.Rejoin(ctx, nil))
 	eventually(t, 20*time.Second, "Assigned ran again and succeeded", func() bool { return len(h.owns()) == 1 })
 	assert.Len(t, fetchUntil(t, c, 3, 10*time.Second), 3)
+}
+
+// kafka.Writer buffers without bound: the producer holds at most
+// Options.MaxBufferedRecords undelivered records, and a send waits for
+// room until its context ends.
+func TestProducerBoundsBufferedRecords(t *testing.T) {
+	t.Parallel()
+	cl := testcluster.New(t)
+	fake := cl.Fake()
+	if fake == nil {
+		t.Skip("needs the in-process cluster to hold a produce request")
+	}
+	topic := cl.Topic(t, 1)
+	b := kafkago.New(polykafka.Connection{Brokers: cl.Brokers()}, &kafkago.Options{MaxBufferedRecords: 1})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	p, err := b.OpenProducer(ctx, driver.ProducerConfig{Acks: -1, Compression: "none", Logger: testLogger(t),
+		Delivered: func(r *polykafka.Record, err error, done func(*polykafka.Record, error)) { done(r, err) }})
+	require.NoError(t, err)
+	defer p.Close(ctx)
+
+	release := make(chan struct{})
+	var held atomic.Bool
+	fake.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		if held.CompareAndSwap(false, true) {
+			fake.SleepControl(func() { <-release })
+		}
+		return nil, nil, false
+	})
+	first := make(chan error, 1)
+	p.Produce(ctx, &polykafka.Record{Topic: topic, Partition: polykafka.AnyPartition, Value: []byte("1")}, func(_ *polykafka.Record, err error) { first <- err })
+	eventually(t, 10*time.Second, "the first produce request is held", held.Load)
+
+	short, cancel2 := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel2()
+	second := make(chan error, 1)
+	t0 := time.Now()
+	p.Produce(short, &polykafka.Record{Topic: topic, Partition: polykafka.AnyPartition, Value: []byte("2")}, func(_ *polykafka.Record, err error) { second <- err })
+	assert.ErrorIs(t, <-second, context.DeadlineExceeded, "a send waits for room until its context ends")
+	assert.GreaterOrEqual(t, time.Since(t0), 250*time.Millisecond)
+
+	close(release)
+	require.NoError(t, <-first)
+	third := make(chan error, 1)
+	p.Produce(ctx, &polykafka.Record{Topic: topic, Partition: polykafka.AnyPartition, Value: []byte("3")}, func(_ *polykafka.Record, err error) { third <- err })
+	require.NoError(t, <-third, "room again after the delivery")
 }

@@ -34,7 +34,8 @@
 // RetentionTime, Timeout) is yours. Options.ReadBatch sets the fetch sizes
 // and wait; its IsolationLevel is overridden by the portable ReadCommitted.
 //
-// Producers use a kafka.Writer in Async mode with a Completion function. The
+// Producers use a kafka.Writer in Async mode with a Completion function,
+// and hold at most Options.MaxBufferedRecords undelivered records. The
 // adapter sets Addr, Transport, Async, Completion, Balancer, RequiredAcks,
 // Compression, BatchTimeout (the portable Linger; a zero Linger becomes
 // 1µs, so that a synchronous send never waits out kafka-go's 1 s default,
@@ -154,6 +155,11 @@ type Options struct {
 	// ConfigureWriter, if not nil, is called with every producer's Writer
 	// after the adapter has set it up and before its first use.
 	ConfigureWriter func(*kafka.Writer)
+	// MaxBufferedRecords bounds the records a producer holds undelivered:
+	// a send waits for room (until its context ends) while it is reached.
+	// kafka.Writer in Async mode buffers without bound. Zero means 10,000;
+	// a negative value means no bound.
+	MaxBufferedRecords int
 	// Timeout bounds requests the adapter sends with the kafka.Client when
 	// the caller's context has no deadline. Zero means 10 s.
 	Timeout time.Duration

@@ -24,6 +24,15 @@ type producer struct {
 	client *kafka.Client
 	w      *kafka.Writer
 
+	// count is the number of records counted against limit (undelivered,
+	// or waiting for room); space is closed when records are delivered
+	// while waiters > 0.
+	count   atomic.Int64
+	limit   int64
+	waiters atomic.Int32
+	spaceMu sync.Mutex
+	space   chan struct{}
+
 	mu     sync.Mutex
 	closed bool
 	// inflight is the list of records handed to the Writer and not yet
@@ -38,6 +47,7 @@ type pending struct {
 	r          *polykafka.Record
 	done       func(*polykafka.Record, error)
 	partition  int32 // the record's own partition, or -1
+	counted    bool  // holds a place in producer.count
 	state      atomic.Int32
 	prev, next *pending // in producer.inflight, guarded by producer.mu
 }
@@ -113,6 +123,10 @@ func (b *Backend) OpenProducer(ctx context.Context, cfg driver.ProducerConfig) (
 	w.Async = true
 	w.Completion = p.completion
 	p.w = w
+	p.limit = int64(b.opts.MaxBufferedRecords)
+	if p.limit == 0 {
+		p.limit = 10000
+	}
 	p.inflight.prev, p.inflight.next = &p.inflight, &p.inflight
 	return p, nil
 }
@@ -138,6 +152,11 @@ func (p *producer) Produce(ctx context.Context, r *polykafka.Record, done func(*
 		p.finish(pd, err)
 		return
 	}
+	if err := p.acquire(ctx); err != nil {
+		p.finish(pd, err)
+		return
+	}
+	pd.counted = true
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
@@ -214,6 +233,7 @@ func (p *producer) completion(msgs []kafka.Message, err error) {
 			continue
 		}
 		pd.state.Store(stateDone)
+		p.release(pd)
 		if err == nil {
 			pd.r.Partition = int32(m.Partition)
 			pd.r.Offset = m.Offset
@@ -231,7 +251,57 @@ func (p *producer) finish(pd *pending, err error) {
 	p.mu.Lock()
 	pd.unlink()
 	p.mu.Unlock()
+	p.release(pd)
 	p.cfg.Delivered(pd.r, err, pd.done)
+}
+
+// acquire takes a place among the at most limit undelivered records,
+// waiting for one until ctx ends (kafka.Writer buffers without bound).
+func (p *producer) acquire(ctx context.Context) error {
+	if p.count.Add(1) <= p.limit || p.limit < 0 {
+		return nil
+	}
+	p.waiters.Add(1)
+	defer p.waiters.Add(-1)
+	for {
+		p.spaceMu.Lock()
+		if p.count.Load() <= p.limit {
+			p.spaceMu.Unlock()
+			return nil
+		}
+		if p.space == nil {
+			p.space = make(chan struct{})
+		}
+		ch := p.space
+		p.spaceMu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			p.count.Add(-1)
+			p.wake()
+			return ctx.Err()
+		}
+	}
+}
+
+// release gives back pd's place.
+func (p *producer) release(pd *pending) {
+	if !pd.counted {
+		return
+	}
+	p.count.Add(-1)
+	if p.waiters.Load() > 0 {
+		p.wake()
+	}
+}
+
+func (p *producer) wake() {
+	p.spaceMu.Lock()
+	if p.space != nil {
+		close(p.space)
+		p.space = nil
+	}
+	p.spaceMu.Unlock()
 }
 
 // Flush implements driver.Producer. kafka.Writer has no flush: a batch is
