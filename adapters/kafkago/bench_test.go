@@ -151,46 +151,54 @@ func timeSends(b *testing.B, acks *ackCount, send func(), flush func() error) {
 // BenchmarkProduce sends b.N records of 100 bytes with nil keys
 // asynchronously and waits for every acknowledgement, measuring from the
 // first send to the last acknowledgement. Both variants use a kafka.Writer
-// in Async mode with acks=all, no compression, a 1µs BatchTimeout (the
-// adapter's translation of the portable Linger 0), BatchSize 100 (kafka-go's
-// default) and the Murmur2Balancer (random for nil keys). kafka-go has no
-// idempotent producer, so neither is.
+// in Async mode with acks=all, no compression, the BatchTimeout the adapter
+// derives from the portable Linger, BatchSize 100 (kafka-go's default) and
+// the Murmur2Balancer (random for nil keys). kafka-go has no idempotent
+// producer, so neither is.
 func BenchmarkProduce(b *testing.B) {
 	tc := testcluster.New(b)
 	brokers := tc.Brokers()
 
-	b.Run("raw", func(b *testing.B) { benchRawProduce(b, brokers, tc, false) })
-	// raw+record is raw with the polykafka.Record a user of the portable
-	// API builds for each send, discarded: it isolates what the record
-	// representation costs from what the adapter and the portable layer
-	// cost.
-	b.Run("raw+record", func(b *testing.B) { benchRawProduce(b, brokers, tc, true) })
-
-	b.Run("polykafka", func(b *testing.B) {
-		topic := benchTopic(b, tc)
-		ctx := context.Background()
-		// Portable defaults: acks all, idempotence if supported (kafka-go:
-		// none), linger 0, no compression.
-		p, err := producer.New(ctx, kafkago.New(polykafka.Connection{Brokers: brokers}, nil), &producer.Options{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer p.Close()
-		if err := p.Send(ctx, &polykafka.Record{Topic: topic, Value: benchValue}); err != nil {
-			b.Fatal(err)
-		}
-		var acks ackCount
-		cb := func(_ *polykafka.Record, err error) { acks.add(err) }
-		timeSends(b, &acks, func() {
-			p.SendAsync(ctx, &polykafka.Record{Topic: topic, Value: benchValue}, cb)
-		}, func() error { return p.Flush(ctx) })
-	})
+	// linger0 is the portable default (Linger 0: a 1µs BatchTimeout, so
+	// batches hold what arrives while the previous one is written);
+	// linger5ms lets batches fill, which isolates the per-record cost.
+	for _, lg := range []struct {
+		name   string
+		linger time.Duration
+	}{{"linger0", 0}, {"linger5ms", 5 * time.Millisecond}} {
+		batchTimeout := max(lg.linger, time.Microsecond)
+		b.Run(lg.name+"/raw", func(b *testing.B) { benchRawProduce(b, brokers, tc, batchTimeout, false) })
+		// raw+record is raw with the polykafka.Record a user of the
+		// portable API builds for each send, discarded: it isolates what
+		// the record representation costs from what the adapter and the
+		// portable layer cost.
+		b.Run(lg.name+"/raw+record", func(b *testing.B) { benchRawProduce(b, brokers, tc, batchTimeout, true) })
+		b.Run(lg.name+"/polykafka", func(b *testing.B) {
+			topic := benchTopic(b, tc)
+			ctx := context.Background()
+			// Portable defaults but Linger: acks all, idempotence if
+			// supported (kafka-go: none), no compression.
+			p, err := producer.New(ctx, kafkago.New(polykafka.Connection{Brokers: brokers}, nil), &producer.Options{Linger: lg.linger})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer p.Close()
+			if err := p.Send(ctx, &polykafka.Record{Topic: topic, Value: benchValue}); err != nil {
+				b.Fatal(err)
+			}
+			var acks ackCount
+			cb := func(_ *polykafka.Record, err error) { acks.add(err) }
+			timeSends(b, &acks, func() {
+				p.SendAsync(ctx, &polykafka.Record{Topic: topic, Value: benchValue}, cb)
+			}, func() error { return p.Flush(ctx) })
+		})
+	}
 }
 
 // portableRecordSink keeps raw+record's extra record on the heap.
 var portableRecordSink *polykafka.Record
 
-func benchRawProduce(b *testing.B, brokers []string, tc *testcluster.Cluster, portableRecord bool) {
+func benchRawProduce(b *testing.B, brokers []string, tc *testcluster.Cluster, batchTimeout time.Duration, portableRecord bool) {
 	topic := benchTopic(b, tc)
 	var acks ackCount
 	tr := &kafka.Transport{MetadataTTL: time.Second}
@@ -199,7 +207,7 @@ func benchRawProduce(b *testing.B, brokers []string, tc *testcluster.Cluster, po
 		Addr:         kafka.TCP(brokers...),
 		Async:        true,
 		RequiredAcks: kafka.RequireAll,
-		BatchTimeout: time.Microsecond,
+		BatchTimeout: batchTimeout,
 		Balancer:     kafka.Murmur2Balancer{},
 		Transport:    tr,
 		Completion: func(msgs []kafka.Message, err error) {

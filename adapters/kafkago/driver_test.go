@@ -642,4 +642,23 @@ func TestProducerBoundsBufferedRecords(t *testing.T) {
 	third := make(chan error, 1)
 	p.Produce(ctx, &polykafka.Record{Topic: topic, Partition: polykafka.AnyPartition, Value: []byte("3")}, func(_ *polykafka.Record, err error) { third <- err })
 	require.NoError(t, <-third, "room again after the delivery")
+
+	// More concurrent senders than places: none starves.
+	var wg sync.WaitGroup
+	var failed atomic.Int32
+	for g := 0; g < 16; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 10; i++ {
+				ch := make(chan error, 1)
+				p.Produce(ctx, &polykafka.Record{Topic: topic, Partition: polykafka.AnyPartition, Value: []byte("x")}, func(_ *polykafka.Record, err error) { ch <- err })
+				if <-ch != nil {
+					failed.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	assert.Zero(t, failed.Load(), "every concurrent send is delivered")
 }

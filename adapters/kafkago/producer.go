@@ -24,9 +24,8 @@ type producer struct {
 	client *kafka.Client
 	w      *kafka.Writer
 
-	// count is the number of records counted against limit (undelivered,
-	// or waiting for room); space is closed when records are delivered
-	// while waiters > 0.
+	// count is the number of undelivered records counted against limit;
+	// space is closed to wake the sends waiting for room (waiters).
 	count   atomic.Int64
 	limit   int64
 	waiters atomic.Int32
@@ -147,7 +146,9 @@ func balancerFor() kafka.Balancer {
 
 // Produce implements driver.Producer.
 func (p *producer) Produce(ctx context.Context, r *polykafka.Record, done func(*polykafka.Record, error)) {
-	pd := &pending{r: r, done: done, partition: -1}
+	pd := pendingPool.Get().(*pending)
+	pd.r, pd.done, pd.partition, pd.counted = r, done, -1, false
+	pd.state.Store(statePending)
 	if err := ctx.Err(); err != nil {
 		p.finish(pd, err)
 		return
@@ -156,7 +157,7 @@ func (p *producer) Produce(ctx context.Context, r *polykafka.Record, done func(*
 		p.finish(pd, err)
 		return
 	}
-	pd.counted = true
+	pd.counted = p.limit >= 0
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
@@ -234,14 +235,23 @@ func (p *producer) completion(msgs []kafka.Message, err error) {
 		}
 		pd.state.Store(stateDone)
 		p.release(pd)
+		r, done := pd.r, pd.done
 		if err == nil {
-			pd.r.Partition = int32(m.Partition)
-			pd.r.Offset = m.Offset
-			pd.r.Timestamp = m.Time
+			r.Partition = int32(m.Partition)
+			r.Offset = m.Offset
+			r.Timestamp = m.Time
 		}
-		p.cfg.Delivered(pd.r, err, pd.done)
+		// The Writer drops its batch after Completion: pd is free again.
+		m.WriterData = nil
+		pd.r, pd.done = nil, nil
+		pendingPool.Put(pd)
+		p.cfg.Delivered(r, err, done)
 	}
 }
+
+// pendingPool recycles the pending values that went through the Writer's
+// Completion (the only path after which the Writer holds none).
+var pendingPool = sync.Pool{New: func() any { return new(pending) }}
 
 // finish delivers pd with err unless it was delivered already.
 func (p *producer) finish(pd *pending, err error) {
@@ -256,18 +266,27 @@ func (p *producer) finish(pd *pending, err error) {
 }
 
 // acquire takes a place among the at most limit undelivered records,
-// waiting for one until ctx ends (kafka.Writer buffers without bound).
+// waiting for one until ctx ends (kafka.Writer buffers without bound). A
+// waiting send holds no place, so any number of them wait without
+// starving each other; they are woken when the count falls to the low
+// water mark (an eighth below the limit), not at every delivery.
 func (p *producer) acquire(ctx context.Context) error {
-	if p.count.Add(1) <= p.limit || p.limit < 0 {
+	if p.limit < 0 {
 		return nil
 	}
-	p.waiters.Add(1)
-	defer p.waiters.Add(-1)
 	for {
+		if n := p.count.Load(); n < p.limit {
+			if p.count.CompareAndSwap(n, n+1) {
+				return nil
+			}
+			continue
+		}
 		p.spaceMu.Lock()
-		if p.count.Load() <= p.limit {
+		p.waiters.Add(1)
+		if p.count.Load() < p.limit {
+			p.waiters.Add(-1)
 			p.spaceMu.Unlock()
-			return nil
+			continue
 		}
 		if p.space == nil {
 			p.space = make(chan struct{})
@@ -276,9 +295,9 @@ func (p *producer) acquire(ctx context.Context) error {
 		p.spaceMu.Unlock()
 		select {
 		case <-ch:
+			p.waiters.Add(-1)
 		case <-ctx.Done():
-			p.count.Add(-1)
-			p.wake()
+			p.waiters.Add(-1)
 			return ctx.Err()
 		}
 	}
@@ -289,8 +308,7 @@ func (p *producer) release(pd *pending) {
 	if !pd.counted {
 		return
 	}
-	p.count.Add(-1)
-	if p.waiters.Load() > 0 {
+	if n := p.count.Add(-1); n <= p.limit-max(p.limit/8, 1) && p.waiters.Load() > 0 {
 		p.wake()
 	}
 }
