@@ -32,6 +32,17 @@ type producer struct {
 	spaceMu sync.Mutex
 	space   chan struct{}
 
+	// parked holds, in order, records the Writer refused because the
+	// cluster was unreachable (no metadata yet): kafka.Writer does not
+	// buffer them, so the producer does, until each record's context
+	// ends or the Writer takes it (parkLoop). Later records queue behind
+	// them, so that a partition's records keep their order.
+	parkMu      sync.Mutex
+	parked      []parkedRecord
+	parkRunning bool
+	parkWG      sync.WaitGroup
+	closedCh    chan struct{}
+
 	mu     sync.Mutex
 	closed bool
 	// inflight is the list of records handed to the Writer and not yet
@@ -49,6 +60,13 @@ type pending struct {
 	counted    bool  // holds a place in producer.count
 	state      atomic.Int32
 	prev, next *pending // in producer.inflight, guarded by producer.mu
+}
+
+// parkedRecord is a record waiting for the Writer to take it.
+type parkedRecord struct {
+	ctx context.Context
+	pd  *pending
+	msg kafka.Message
 }
 
 // pending states: a record is delivered by whoever moves it out of
@@ -122,6 +140,7 @@ func (b *Backend) OpenProducer(ctx context.Context, cfg driver.ProducerConfig) (
 	w.Async = true
 	w.Completion = p.completion
 	p.w = w
+	p.closedCh = make(chan struct{})
 	p.limit = int64(b.opts.MaxBufferedRecords)
 	if p.limit == 0 {
 		p.limit = 10000
@@ -193,9 +212,100 @@ func (p *producer) Produce(ctx context.Context, r *polykafka.Record, done func(*
 			msg.Headers[i] = kafka.Header{Key: h.Key, Value: h.Value}
 		}
 	}
-	if err := p.w.WriteMessages(ctx, msg); err != nil {
+	p.parkMu.Lock()
+	if len(p.parked) > 0 {
+		p.parked = append(p.parked, parkedRecord{ctx, pd, msg})
+		p.parkMu.Unlock()
+		return
+	}
+	p.parkMu.Unlock()
+	err := p.w.WriteMessages(ctx, msg)
+	switch {
+	case err == nil:
+	case unreachable(err) && ctx.Err() == nil:
+		p.park(parkedRecord{ctx, pd, msg})
+	default:
 		p.finish(pd, err)
 	}
+}
+
+// unreachable reports whether the Writer refused a record because it could
+// not reach the cluster (its metadata lookup failed), rather than for the
+// record itself.
+func unreachable(err error) bool {
+	return errorCode(err) == polykafka.Unavailable
+}
+
+// park queues r behind the parked records and starts parkLoop if needed.
+func (p *producer) park(r parkedRecord) {
+	p.parkMu.Lock()
+	defer p.parkMu.Unlock()
+	p.parked = append(p.parked, r)
+	if !p.parkRunning {
+		p.parkRunning = true
+		p.parkWG.Add(1)
+		go p.parkLoop()
+	}
+}
+
+// parkLoop hands the parked records to the Writer in order, the first
+// again after kafka-go's write backoff (100 ms doubling to 1 s) while the
+// cluster stays unreachable. A record whose context ends first is failed
+// with the context's error; Close fails the rest.
+func (p *producer) parkLoop() {
+	defer p.parkWG.Done()
+	backoff := 100 * time.Millisecond
+	for {
+		p.parkMu.Lock()
+		if len(p.parked) == 0 || p.isClosedLocked() {
+			p.parked = nil
+			p.parkRunning = false
+			p.parkMu.Unlock()
+			return
+		}
+		h := p.parked[0]
+		p.parkMu.Unlock()
+		pop := func() {
+			p.parkMu.Lock()
+			p.parked[0] = parkedRecord{}
+			p.parked = p.parked[1:]
+			p.parkMu.Unlock()
+		}
+		if err := h.ctx.Err(); err != nil {
+			p.finish(h.pd, err)
+			pop()
+			continue
+		}
+		err := p.w.WriteMessages(h.ctx, h.msg)
+		switch {
+		case err == nil:
+			pop()
+			backoff = 100 * time.Millisecond
+		case unreachable(err) && h.ctx.Err() == nil:
+			t := time.NewTimer(backoff)
+			select {
+			case <-t.C:
+			case <-h.ctx.Done():
+			case <-p.closedCh:
+			}
+			t.Stop()
+			backoff = min(2*backoff, time.Second)
+		default:
+			if cerr := h.ctx.Err(); cerr != nil {
+				err = cerr
+			}
+			p.finish(h.pd, err)
+			pop()
+		}
+	}
+}
+
+// isClosedLocked reports whether Close has started; p.parkMu is held (the
+// order is parkMu, then mu).
+func (p *producer) isClosedLocked() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.closed
 }
 
 // cachedCount is the partition count the Writer partitions with (the
@@ -364,8 +474,8 @@ func (p *producer) isClosed() bool {
 }
 
 // Close implements driver.Producer: Writer.Close sends what the Writer
-// buffers and waits for it; what is still undelivered when ctx ends is
-// failed.
+// buffers and waits for it; parked records (the cluster was unreachable)
+// and what is still undelivered when ctx ends are failed.
 func (p *producer) Close(ctx context.Context) error {
 	p.mu.Lock()
 	if p.closed {
@@ -374,10 +484,12 @@ func (p *producer) Close(ctx context.Context) error {
 	}
 	p.closed = true
 	p.mu.Unlock()
+	close(p.closedCh)
 	closed := make(chan struct{})
 	go func() {
 		defer close(closed)
 		_ = p.w.Close()
+		p.parkWG.Wait()
 		if p.b.opts.Transport == nil {
 			p.tr.CloseIdleConnections()
 		}
