@@ -36,6 +36,11 @@
 //
 // Producers use a kafka.Writer in Async mode with a Completion function,
 // and hold at most Options.MaxBufferedRecords undelivered records. The
+// Writer refuses a record outright when it cannot reach the cluster (its
+// metadata lookup fails); the producer then keeps the record, and those
+// sent after it, in order, handing them to the Writer again after
+// kafka-go's write backoff until each record's context ends or the
+// producer is closed. The
 // adapter sets Addr, Transport, Async, Completion, Balancer, RequiredAcks,
 // Compression, BatchTimeout (the portable Linger; a zero Linger becomes
 // 1µs, so that a synchronous send never waits out kafka-go's 1 s default,
