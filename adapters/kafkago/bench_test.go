@@ -173,26 +173,36 @@ func BenchmarkProduce(b *testing.B) {
 		// the record representation costs from what the adapter and the
 		// portable layer cost.
 		b.Run(lg.name+"/raw+record", func(b *testing.B) { benchRawProduce(b, brokers, tc, batchTimeout, true) })
-		b.Run(lg.name+"/polykafka", func(b *testing.B) {
-			topic := benchTopic(b, tc)
-			ctx := context.Background()
-			// Portable defaults but Linger: acks all, idempotence if
-			// supported (kafka-go: none), no compression.
-			p, err := producer.New(ctx, kafkago.New(polykafka.Connection{Brokers: brokers}, nil), &producer.Options{Linger: lg.linger})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer p.Close()
-			if err := p.Send(ctx, &polykafka.Record{Topic: topic, Value: benchValue}); err != nil {
-				b.Fatal(err)
-			}
-			var acks ackCount
-			cb := func(_ *polykafka.Record, err error) { acks.add(err) }
-			timeSends(b, &acks, func() {
-				p.SendAsync(ctx, &polykafka.Record{Topic: topic, Value: benchValue}, cb)
-			}, func() error { return p.Flush(ctx) })
-		})
+		// polykafka holds at most 10,000 undelivered records (the
+		// adapter's MaxBufferedRecords default); polykafka-unbounded
+		// buffers without bound, as the raw Writer does.
+		for _, v := range []struct {
+			name string
+			max  int
+		}{{"polykafka", 0}, {"polykafka-unbounded", -1}} {
+			b.Run(lg.name+"/"+v.name, func(b *testing.B) { benchPortableProduce(b, brokers, tc, lg.linger, v.max) })
+		}
 	}
+}
+
+func benchPortableProduce(b *testing.B, brokers []string, tc *testcluster.Cluster, linger time.Duration, maxBuffered int) {
+	topic := benchTopic(b, tc)
+	ctx := context.Background()
+	// Portable defaults but Linger: acks all, idempotence if
+	// supported (kafka-go: none), no compression.
+	p, err := producer.New(ctx, kafkago.New(polykafka.Connection{Brokers: brokers}, &kafkago.Options{MaxBufferedRecords: maxBuffered}), &producer.Options{Linger: linger})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer p.Close()
+	if err := p.Send(ctx, &polykafka.Record{Topic: topic, Value: benchValue}); err != nil {
+		b.Fatal(err)
+	}
+	var acks ackCount
+	cb := func(_ *polykafka.Record, err error) { acks.add(err) }
+	timeSends(b, &acks, func() {
+		p.SendAsync(ctx, &polykafka.Record{Topic: topic, Value: benchValue}, cb)
+	}, func() error { return p.Flush(ctx) })
 }
 
 // portableRecordSink keeps raw+record's extra record on the heap.
