@@ -1,0 +1,513 @@
+package kafkago
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/polykafka/polykafka"
+	"github.com/polykafka/polykafka/adapters/driver"
+)
+
+// consumer is one group member: a kafka.ConsumerGroup whose generations
+// are served one at a time by run, and one fetch loop per assigned and
+// decided partition (fetch.go).
+type consumer struct {
+	b      *Backend
+	cfg    driver.ConsumerConfig
+	log    *slog.Logger
+	dialer *kafka.Dialer
+	tr     *kafka.Transport
+	client *kafka.Client
+	// fetchTr carries the fetches: a transport of the consumer's own,
+	// closed by Close.
+	fetchTr *kafka.Transport
+	cg      *kafka.ConsumerGroup
+	bal     *balancer
+	rb      kafka.ReadBatchConfig
+	// hbLost is set when a heartbeat of the current generation was
+	// answered with an error that means the member was forgotten (lost.go).
+	hbLost atomic.Bool
+
+	ctx     context.Context // ends when Close gives up or finishes
+	cancel  context.CancelFunc
+	nextCtx context.Context // ends when Close starts
+	stopRun context.CancelFunc
+
+	closeOnce sync.Once
+	runDone   chan struct{}
+	rejoin    chan struct{} // capacity 1: ends the current generation
+	chunks    chan chunk    // fetch loops -> Fetch
+	wake      chan struct{} // capacity 1: a group error is pending
+	fetchWG   sync.WaitGroup
+
+	mu       sync.Mutex
+	closed   bool
+	gen      *kafka.Generation
+	parts    map[polykafka.TopicPartition]*partState
+	paused   map[polykafka.TopicPartition]bool
+	groupErr error
+
+	// Used by Fetch only (one goroutine at a time).
+	left   chunk
+	leftAt int
+}
+
+var (
+	_ driver.Consumer    = (*consumer)(nil)
+	_ driver.Pauser      = (*consumer)(nil)
+	_ driver.Seeker      = (*consumer)(nil)
+	_ driver.GroupMember = (*consumer)(nil)
+)
+
+// OpenConsumer implements driver.Backend. It creates the kafka.ConsumerGroup
+// (which joins in the background) and returns at once.
+func (b *Backend) OpenConsumer(ctx context.Context, cfg driver.ConsumerConfig) (driver.Consumer, error) {
+	const op = "kafkago: OpenConsumer"
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	d, tr, err := b.natives()
+	if err != nil {
+		return nil, err
+	}
+	info, errs := loggers(cfg.Logger)
+	c := &consumer{
+		b:       b,
+		cfg:     cfg,
+		log:     cfg.Logger,
+		dialer:  d,
+		tr:      tr,
+		client:  &kafka.Client{Addr: b.addr(), Transport: tr},
+		fetchTr: freshTransport(tr),
+		bal:     &balancer{},
+		rb:      b.opts.ReadBatch,
+		runDone: make(chan struct{}),
+		rejoin:  make(chan struct{}, 1),
+		chunks:  make(chan chunk, 16),
+		wake:    make(chan struct{}, 1),
+		parts:   make(map[polykafka.TopicPartition]*partState),
+		paused:  make(map[polykafka.TopicPartition]bool),
+	}
+	if c.rb.MinBytes <= 0 {
+		c.rb.MinBytes = 1
+	}
+	if c.rb.MaxBytes <= 0 {
+		c.rb.MaxBytes = 1 << 20
+	}
+	if c.rb.MaxWait <= 0 {
+		c.rb.MaxWait = 500 * time.Millisecond
+	}
+	c.rb.IsolationLevel = kafka.ReadUncommitted
+	if cfg.ReadCommitted {
+		c.rb.IsolationLevel = kafka.ReadCommitted
+	}
+	gc := b.opts.ConsumerGroup
+	gc.ID = cfg.Group
+	gc.Brokers = b.conn.Brokers
+	gc.Topics = cfg.Topics
+	gc.GroupBalancers = []kafka.GroupBalancer{c.bal}
+	gc.WatchPartitionChanges = false
+	gc.StartOffset = kafka.FirstOffset // never used: every start is explicit
+	if gc.Dialer == nil {
+		gc.Dialer = d
+	}
+	gc.Dialer = watchingDialer(gc.Dialer, func(code int16) {
+		if lostCode(code) {
+			c.hbLost.Store(true)
+		}
+	})
+	if gc.Logger == nil {
+		gc.Logger = info
+	}
+	if gc.ErrorLogger == nil {
+		gc.ErrorLogger = errs
+	}
+	cg, err := kafka.NewConsumerGroup(gc)
+	if err != nil {
+		return nil, polykafka.NewError(polykafka.InvalidArgument, op, "", err)
+	}
+	c.cg = cg
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.nextCtx, c.stopRun = context.WithCancel(c.ctx)
+	go c.run()
+	return c, nil
+}
+
+// run serves the group's generations until Close.
+func (c *consumer) run() {
+	defer close(c.runDone)
+	for {
+		gen, err := c.cg.Next(c.nextCtx)
+		if c.nextCtx.Err() != nil {
+			return
+		}
+		if err != nil {
+			if errors.Is(err, kafka.ErrGroupClosed) {
+				return
+			}
+			c.log.Debug("kafkago: joining the group failed", "group", c.cfg.Group, "err", err)
+			c.reportGroupErr(err)
+			continue
+		}
+		c.serve(gen)
+	}
+}
+
+// reportGroupErr hands err to the next Fetch.
+func (c *consumer) reportGroupErr(err error) {
+	c.mu.Lock()
+	c.groupErr = err
+	c.mu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// serve runs one generation in a single gen.Start function and returns when
+// it has ended: returning from the function ends the generation
+// (consumergroup.go Generation.Start), which is how Rejoin and Close end it.
+func (c *consumer) serve(gen *kafka.Generation) {
+	done := make(chan struct{})
+	gen.Start(func(gctx context.Context) {
+		defer close(done)
+		c.generation(gctx, gen)
+	})
+	<-done
+}
+
+func (c *consumer) generation(gctx context.Context, gen *kafka.Generation) {
+	ctx, cancel := context.WithCancel(c.nextCtx)
+	defer cancel()
+	defer context.AfterFunc(gctx, cancel)()
+
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.gen = gen
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.gen = nil
+		c.mu.Unlock()
+	}()
+	select { // a Rejoin before this point is covered below or by Assigned
+	case <-c.rejoin:
+	default:
+	}
+	if c.bal.stale() {
+		// Counts changed while this generation formed: rejoin with them
+		// before anything is assigned (kafka-go#646).
+		c.log.Debug("kafkago: partition counts changed during the join; rejoining", "group", c.cfg.Group, "generation", gen.ID)
+		c.hbLost.Store(false)
+		return
+	}
+
+	var tps []polykafka.TopicPartition
+	for topic, as := range gen.Assignments {
+		for _, a := range as {
+			tps = append(tps, polykafka.TopicPartition{Topic: topic, Partition: int32(a.ID)})
+		}
+	}
+	slices.SortFunc(tps, compareTP)
+	if ctx.Err() != nil {
+		// The generation ended before it was served: nothing was handed
+		// to the handler.
+		c.hbLost.Store(false)
+		return
+	}
+	c.log.Debug("kafkago: generation", "group", c.cfg.Group, "generation", gen.ID, "member", gen.MemberID, "partitions", tps)
+	if len(tps) > 0 {
+		starts, err := c.cfg.Handler.Assigned(ctx, tps)
+		if err != nil {
+			c.log.Debug("kafkago: Assigned failed; the partitions stay idle", "group", c.cfg.Group, "err", err)
+		} else {
+			c.mu.Lock()
+			for _, tp := range tps {
+				if o, ok := starts[tp]; ok {
+					st := &partState{next: o.Offset}
+					c.parts[tp] = st
+					if !c.paused[tp] {
+						c.startFetch(tp, st)
+					}
+				}
+			}
+			c.mu.Unlock()
+		}
+	}
+
+	select {
+	case <-ctx.Done():
+	case <-c.rejoin:
+	}
+	c.stopAllFetches()
+	// A heartbeat error is read before kafka-go ends the generation for it,
+	// so it is known by now; it belongs to this generation.
+	switch lost := c.hbLost.Swap(false); {
+	case len(tps) == 0:
+	case lost:
+		c.log.Debug("kafkago: the coordinator forgot this member; partitions lost", "group", c.cfg.Group, "generation", gen.ID)
+		c.cfg.Handler.Lost(c.ctx, tps)
+	default:
+		c.cfg.Handler.Revoked(c.ctx, tps)
+	}
+}
+
+func compareTP(a, b polykafka.TopicPartition) int {
+	return cmp.Or(cmp.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition))
+}
+
+// Commit implements driver.Consumer with kafka.Client.OffsetCommit, which
+// carries the metadata that Generation.CommitOffsets cannot.
+func (c *consumer) Commit(ctx context.Context, offsets map[polykafka.TopicPartition]polykafka.CommittedOffset) error {
+	if c.isClosed() {
+		return errClosed
+	}
+	c.mu.Lock()
+	gen := c.gen
+	c.mu.Unlock()
+	if len(offsets) == 0 {
+		return nil
+	}
+	req := &kafka.OffsetCommitRequest{GroupID: c.cfg.Group, GenerationID: -1, Topics: make(map[string][]kafka.OffsetCommit)}
+	if gen != nil {
+		req.GenerationID = int(gen.ID)
+		req.MemberID = gen.MemberID
+	}
+	for tp, o := range offsets {
+		req.Topics[tp.Topic] = append(req.Topics[tp.Topic], kafka.OffsetCommit{Partition: int(tp.Partition), Offset: o.Offset, Metadata: o.Metadata})
+	}
+	ctx, cancel := c.b.opCtx(ctx)
+	defer cancel()
+	res, err := c.client.OffsetCommit(ctx, req)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for topic, ps := range res.Topics {
+		for _, p := range ps {
+			if p.Error != nil {
+				errs = append(errs, &driver.PartitionError{TopicPartition: polykafka.TopicPartition{Topic: topic, Partition: int32(p.Partition)}, Err: p.Error})
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Committed implements driver.Consumer with kafka.Client.OffsetFetch.
+func (c *consumer) Committed(ctx context.Context, topics []string) (map[polykafka.TopicPartition]polykafka.CommittedOffset, error) {
+	if c.isClosed() {
+		return nil, errClosed
+	}
+	counts, err := c.PartitionCounts(ctx, topics)
+	if err != nil {
+		return nil, err
+	}
+	req := &kafka.OffsetFetchRequest{GroupID: c.cfg.Group, Topics: make(map[string][]int, len(topics))}
+	for _, t := range topics {
+		ps := make([]int, counts[t])
+		for i := range ps {
+			ps[i] = i
+		}
+		req.Topics[t] = ps
+	}
+	ctx, cancel := c.b.opCtx(ctx)
+	defer cancel()
+	res, err := c.client.OffsetFetch(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	if res.Error != nil {
+		return nil, res.Error
+	}
+	out := make(map[polykafka.TopicPartition]polykafka.CommittedOffset)
+	var errs []error
+	for topic, ps := range res.Topics {
+		for _, p := range ps {
+			tp := polykafka.TopicPartition{Topic: topic, Partition: int32(p.Partition)}
+			switch {
+			case p.Error != nil:
+				errs = append(errs, &driver.PartitionError{TopicPartition: tp, Err: p.Error})
+			case p.CommittedOffset >= 0:
+				out[tp] = polykafka.CommittedOffset{Offset: p.CommittedOffset, Metadata: p.Metadata}
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return out, nil
+}
+
+// ListOffsets implements driver.Consumer with one kafka.Client.ListOffsets
+// request (kafka-go splits it per leader). It uses a transport with no
+// cached metadata, so that partitions created moments ago are routed.
+func (c *consumer) ListOffsets(ctx context.Context, tps []polykafka.TopicPartition, at int64) (map[polykafka.TopicPartition]int64, error) {
+	if c.isClosed() {
+		return nil, errClosed
+	}
+	return listOffsets(ctx, c.b, c.tr, tps, at)
+}
+
+func listOffsets(ctx context.Context, b *Backend, tr *kafka.Transport, tps []polykafka.TopicPartition, at int64) (map[polykafka.TopicPartition]int64, error) {
+	if len(tps) == 0 {
+		return map[polykafka.TopicPartition]int64{}, nil
+	}
+	ft := freshTransport(tr)
+	defer ft.CloseIdleConnections()
+	ctx, cancel := b.opCtx(ctx)
+	defer cancel()
+	req := &kafka.ListOffsetsRequest{Topics: make(map[string][]kafka.OffsetRequest)}
+	for _, tp := range tps {
+		req.Topics[tp.Topic] = append(req.Topics[tp.Topic], kafka.OffsetRequest{Partition: int(tp.Partition), Timestamp: at})
+	}
+	res, err := (&kafka.Client{Addr: b.addr(), Transport: ft}).ListOffsets(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[polykafka.TopicPartition]int64, len(tps))
+	var errs []error
+	for topic, ps := range res.Topics {
+		for _, p := range ps {
+			tp := polykafka.TopicPartition{Topic: topic, Partition: int32(p.Partition)}
+			if p.Error != nil {
+				errs = append(errs, &driver.PartitionError{TopicPartition: tp, Err: p.Error})
+				continue
+			}
+			switch at {
+			case polykafka.OffsetEarliest:
+				out[tp] = p.FirstOffset
+			case polykafka.OffsetLatest:
+				out[tp] = p.LastOffset
+			default:
+				out[tp] = -1
+				for off := range p.Offsets {
+					out[tp] = off
+				}
+			}
+		}
+	}
+	for _, tp := range tps {
+		if _, ok := out[tp]; !ok && len(errs) == 0 {
+			errs = append(errs, &driver.PartitionError{TopicPartition: tp, Err: kafka.UnknownTopicOrPartition})
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return out, nil
+}
+
+// PartitionCounts implements driver.Consumer with an uncached metadata
+// request (kafka.Conn.ReadPartitions).
+func (c *consumer) PartitionCounts(ctx context.Context, topics []string) (map[string]int32, error) {
+	if c.isClosed() {
+		return nil, errClosed
+	}
+	ctx, cancel := c.b.opCtx(ctx)
+	defer cancel()
+	return partitionCounts(ctx, c.dialer, c.b.conn.Brokers, topics)
+}
+
+// Rejoin implements driver.Consumer: the counts go into the balancer's user
+// data for the next join, and the current generation ends.
+func (c *consumer) Rejoin(ctx context.Context, counts map[string]int32) error {
+	if c.isClosed() {
+		return errClosed
+	}
+	c.bal.setCounts(counts)
+	c.mu.Lock()
+	active := c.gen != nil
+	c.mu.Unlock()
+	if active {
+		select {
+		case c.rejoin <- struct{}{}:
+		default:
+		}
+	}
+	return nil
+}
+
+// GroupMetadata implements driver.GroupMember.
+func (c *consumer) GroupMetadata() (driver.GroupMetadata, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gen == nil {
+		return driver.GroupMetadata{}, false
+	}
+	return driver.GroupMetadata{Group: c.gen.GroupID, Generation: c.gen.ID, MemberID: c.gen.MemberID}, true
+}
+
+// isClosed reports whether Close has finished (or given up): calls made
+// from Revoked while Close runs still work.
+func (c *consumer) isClosed() bool { return c.ctx.Err() != nil }
+
+// Close implements driver.Consumer. ConsumerGroup.Close ends the current
+// generation, whose function stops fetching and calls Revoked (the member
+// still belongs to the group, so its commits succeed), and then leaves the
+// group: one rebalance for the other members, not two. Close returns by
+// ctx's deadline; what kafka-go still does then (a JoinGroup in progress
+// takes no context) finishes in the background.
+func (c *consumer) Close(ctx context.Context) error {
+	first := false
+	c.closeOnce.Do(func() {
+		first = true
+		c.mu.Lock()
+		c.closed = true
+		c.mu.Unlock()
+	})
+	if !first {
+		return nil
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = c.cg.Close()
+		c.stopRun()
+		<-c.runDone
+		c.cancel()
+		c.fetchWG.Wait()
+		c.fetchTr.CloseIdleConnections()
+		if c.b.opts.Transport == nil {
+			c.tr.CloseIdleConnections()
+		}
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		c.cancel() // ends Revoked's context and the fetch loops
+		return ctx.Err()
+	}
+}
+
+// As implements driver.Consumer: *kafka.ConsumerGroup, *kafka.Generation
+// (the current one, nil between generations) and *kafka.Client.
+func (c *consumer) As(target any) bool {
+	switch p := target.(type) {
+	case **kafka.ConsumerGroup:
+		*p = c.cg
+	case **kafka.Generation:
+		c.mu.Lock()
+		*p = c.gen
+		c.mu.Unlock()
+	case **kafka.Client:
+		*p = c.client
+	default:
+		return false
+	}
+	return true
+}
+
+// ErrorCode implements driver.Consumer.
+func (*consumer) ErrorCode(err error) polykafka.ErrorCode { return errorCode(err) }

@@ -1,0 +1,49 @@
+package kafkago_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/polykafka/polykafka"
+	"github.com/polykafka/polykafka/adapters/driver"
+	"github.com/polykafka/polykafka/adapters/drivertest"
+	"github.com/polykafka/polykafka/adapters/kafkago"
+	"github.com/polykafka/polykafka/consumer"
+	"github.com/polykafka/polykafka/producer"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// testBackend is the kafka-go backend with test timings: a 250ms heartbeat
+// so members learn of rebalances quickly, and a 250ms backoff after a
+// failed join instead of 5s.
+func testBackend(_ *testing.T, brokers []string) driver.Backend {
+	return kafkago.New(polykafka.Connection{Brokers: brokers}, &kafkago.Options{
+		ConsumerGroup: kafka.ConsumerGroupConfig{
+			HeartbeatInterval: 250 * time.Millisecond,
+			JoinGroupBackoff:  250 * time.Millisecond,
+		},
+	})
+}
+
+func TestConformance(t *testing.T) {
+	drivertest.Run(t, drivertest.Harness{
+		Name:       "kafkago",
+		NewBackend: testBackend,
+		CheckAs: func(t *testing.T, c *consumer.Consumer, p *producer.Producer) {
+			var cg *kafka.ConsumerGroup
+			require.True(t, c.As(&cg), "a kafkago consumer exposes its *kafka.ConsumerGroup")
+			assert.NotNil(t, cg)
+			var w *kafka.Writer
+			require.True(t, p.As(&w), "a kafkago producer exposes its *kafka.Writer")
+			assert.NotNil(t, w)
+		},
+	})
+}

@@ -1,0 +1,192 @@
+package kafkago
+
+// Telling a lost assignment from a revoked one. kafka-go ends a generation
+// when a heartbeat fails and drops the error (consumergroup.go
+// heartbeatLoop), so a member cannot know whether the coordinator asked it
+// to rebalance (REBALANCE_IN_PROGRESS: its partitions are revoked and its
+// commits still succeed) or forgot it (UNKNOWN_MEMBER_ID,
+// ILLEGAL_GENERATION, FENCED_INSTANCE_ID: its partitions are lost). The
+// group's coordinator connections are dialed through the Dialer's DialFunc,
+// so the adapter wraps them and reads the error code of each heartbeat
+// response as it passes; nothing on the connection is changed.
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/binary"
+	"net"
+	"strings"
+	"sync"
+
+	"github.com/segmentio/kafka-go"
+)
+
+const apiHeartbeat = 12
+
+// Heartbeat error codes that mean the member no longer belongs to its
+// generation.
+func lostCode(code int16) bool {
+	switch code {
+	case 22, 25, 82: // ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID
+		return true
+	}
+	return false
+}
+
+// watchingDialer returns a copy of d whose connections report heartbeat
+// error codes to note. It does d's TLS itself, so that it sees the plain
+// protocol.
+func watchingDialer(d *kafka.Dialer, note func(code int16)) *kafka.Dialer {
+	w := *d
+	base := d.DialFunc
+	tlsCfg := d.TLS
+	w.TLS = nil
+	w.DialFunc = func(ctx context.Context, network, address string) (net.Conn, error) {
+		dial := base
+		if dial == nil {
+			dial = (&net.Dialer{
+				LocalAddr:     d.LocalAddr,
+				FallbackDelay: d.FallbackDelay,
+				KeepAlive:     d.KeepAlive,
+			}).DialContext
+		}
+		conn, err := dial(ctx, network, address)
+		if err != nil {
+			return nil, err
+		}
+		if tlsCfg != nil {
+			cfg := tlsCfg
+			if cfg.ServerName == "" {
+				cfg = tlsCfg.Clone()
+				host := address
+				if i := strings.LastIndex(address, ":"); i >= 0 {
+					host = address[:i]
+				}
+				cfg.ServerName = host
+			}
+			tc := tls.Client(conn, cfg)
+			if err := tc.HandshakeContext(ctx); err != nil {
+				conn.Close()
+				return nil, err
+			}
+			conn = tc
+		}
+		wc := &watchedConn{Conn: conn, note: note, pending: make(map[int32]int16)}
+		wc.out = frameScanner{capture: 8, frame: wc.request}
+		wc.in = frameScanner{capture: 10, frame: wc.response}
+		return wc, nil
+	}
+	return &w
+}
+
+// watchedConn is a coordinator connection whose heartbeat responses are
+// read as they pass.
+type watchedConn struct {
+	net.Conn
+	note func(int16)
+
+	mu      sync.Mutex
+	pending map[int32]int16 // correlation id -> heartbeat version
+	out, in frameScanner
+}
+
+func (c *watchedConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	c.mu.Lock()
+	c.out.feed(p[:n])
+	c.mu.Unlock()
+	return n, err
+}
+
+func (c *watchedConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.mu.Lock()
+	c.in.feed(p[:n])
+	c.mu.Unlock()
+	return n, err
+}
+
+// request sees the start of a request: api key, version, correlation id.
+func (c *watchedConn) request(b []byte) {
+	if len(b) < 8 {
+		return
+	}
+	if key := int16(binary.BigEndian.Uint16(b)); key == apiHeartbeat {
+		c.pending[int32(binary.BigEndian.Uint32(b[4:]))] = int16(binary.BigEndian.Uint16(b[2:]))
+	}
+}
+
+// response sees the start of a response: correlation id, then the body.
+func (c *watchedConn) response(b []byte) {
+	if len(b) < 4 {
+		return
+	}
+	corr := int32(binary.BigEndian.Uint32(b))
+	v, ok := c.pending[corr]
+	if !ok {
+		return
+	}
+	delete(c.pending, corr)
+	body := b[4:]
+	if v >= 1 && v <= 3 {
+		body = body[min(4, len(body)):] // throttle_time_ms
+	} else if v != 0 {
+		return // flexible versions: kafka-go sends v0
+	}
+	if len(body) >= 2 {
+		if code := int16(binary.BigEndian.Uint16(body)); code != 0 {
+			c.note(code)
+		}
+	}
+}
+
+// frameScanner follows a stream of size-prefixed Kafka frames and hands
+// the first capture bytes of each frame to frame.
+type frameScanner struct {
+	capture int
+	frame   func([]byte)
+
+	size   [4]byte
+	sn     int
+	body   [16]byte
+	bn     int
+	want   int
+	remain int // bytes of the current frame after the captured ones
+	skip   int
+}
+
+func (s *frameScanner) feed(p []byte) {
+	for len(p) > 0 {
+		switch {
+		case s.skip > 0:
+			k := min(s.skip, len(p))
+			s.skip -= k
+			p = p[k:]
+		case s.sn < 4:
+			k := copy(s.size[s.sn:], p)
+			s.sn += k
+			p = p[k:]
+			if s.sn == 4 {
+				size := int(int32(binary.BigEndian.Uint32(s.size[:])))
+				s.want = max(min(size, s.capture), 0)
+				s.remain = max(size-s.want, 0)
+				s.bn = 0
+				if s.want == 0 {
+					s.done()
+				}
+			}
+		default:
+			k := copy(s.body[s.bn:s.want], p)
+			s.bn += k
+			p = p[k:]
+			if s.bn == s.want {
+				s.done()
+			}
+		}
+	}
+}
+
+func (s *frameScanner) done() {
+	s.frame(s.body[:s.want])
+	s.sn, s.bn, s.skip = 0, 0, s.remain
+}
