@@ -31,13 +31,13 @@
 //
 //	method            franz-go (kgo)                          IBM/sarama                                   segmentio/kafka-go                            confluent-kafka-go (librdkafka)
 //	Assigned (call)   OnPartitionsAssigned, then              ConsumerGroupHandler.Setup (the offset        ConsumerGroup.Next -> Generation; call        rebalance callback on AssignedPartitions
-//	                  AdjustFetchOffsetsFn sets the offsets;  managers exist, no claim consumes yet);       before gen.Start; one Reader/Conn per         (inside Poll): Assign with explicit offsets;
-//	                  partitions without an offset are        MarkOffset (forward) / ResetOffset            partition started at the offset               on an error still Assign, paused
+//	                  AdjustFetchOffsetsFn sets the offsets;  managers exist, no claim consumes yet);       before gen.Start; one fetch loop per        (inside Poll): Assign with explicit offsets;
+//	                  partitions without an offset are        MarkOffset (forward) / ResetOffset            partition, started at the offset              on an error still Assign, paused
 //	                  dropped from the fetch                  (backward) only when the start differs,
 //	                                                          with the returned metadata; AutoCommit off
-//	Revoked / Lost    OnPartitionsRevoked / OnPartitionsLost  Cleanup: cannot tell, calls Revoked          end of gen.Start functions: cannot tell,      RevokedPartitions; lost = AssignmentLost()
-//	                                                                                                       calls Revoked                                 (consumer.go:238)
-//	Fetch             PollRecords; EachError -> errors        ConsumeClaim channels; ConsumerGroup.Errors  per-partition fetch fanned in                 Poll in short slices (it takes no ctx)
+//	Revoked / Lost    OnPartitionsRevoked / OnPartitionsLost  Cleanup: cannot tell, calls Revoked          end of gen.Start; lost told from heartbeat  RevokedPartitions; lost = AssignmentLost()
+//	                                                                                                       error codes read on the group connections   (consumer.go:238)
+//	Fetch             PollRecords; EachError -> errors        ConsumeClaim channels; ConsumerGroup.Errors  per-partition Client.Fetch loops, fanned in  Poll in short slices (it takes no ctx)
 //	Commit            CommitOffsetsSync + PreCommitFnContext  OffsetCommitRequest to Coordinator(group):   Client.OffsetCommit with GenerationID,        CommitOffsets with TopicPartition.Metadata
 //	                  (sets the metadata string)              Broker.CommitOffset, AddBlock(..., metadata)  MemberID, Metadata (offsetcommit.go:13-47)    (kafka.go:282)
 //	                                                          (broker.go:615, offset_commit_request.go:307)
@@ -112,7 +112,7 @@ type GroupHandler interface {
 	// Revoked is called before tps are given up: on a rebalance or from
 	// Close. Commits made during the call succeed if the member still owns
 	// tps. A driver whose client cannot tell a lost assignment from a
-	// revoked one (sarama, kafka-go) calls Revoked: the handler's commit
+	// revoked one calls Revoked: the handler's commit
 	// then fails, which loses nothing (the next owner re-reads from the
 	// last commit). After Revoked returns, Fetch returns no records of tps
 	// until they are assigned again.
@@ -353,8 +353,9 @@ type Producer interface {
 	// topic is an error for which ErrorCode returns NotFound.
 	PartitionCounts(ctx context.Context, topics []string) (map[string]int32, error)
 	// Refresh makes the client's partitioner see at least counts soon: it
-	// refreshes the client's metadata now. Called when partition discovery
-	// saw topics grow.
+	// refreshes the client's metadata now, or within the client's metadata
+	// expiry where it has no refresh call (kafka-go). Called when partition
+	// discovery saw topics grow.
 	Refresh(ctx context.Context, counts map[string]int32) error
 	// Idempotent reports whether the producer is idempotent.
 	Idempotent() bool
