@@ -1,0 +1,410 @@
+package polysarama
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/IBM/sarama"
+
+	"github.com/polykafka/polykafka"
+	"github.com/polykafka/polykafka/adapters/driver"
+)
+
+type producer struct {
+	client     sarama.Client
+	ap         sarama.AsyncProducer
+	delivered  func(*polykafka.Record, error, func(*polykafka.Record, error))
+	log        *slog.Logger
+	idempotent bool
+	unlog      func()
+	calls      inflight
+
+	closing   chan struct{} // closed when Close starts: Produce stops waiting on Input
+	closeOnce sync.Once
+	mu        sync.RWMutex // Produce holds it shared while it sends to Input
+	closed    bool
+
+	pmu     sync.Mutex
+	pending map[*pending]struct{} // handed to sarama, not yet delivered
+	drained sync.WaitGroup        // the Successes and Errors readers
+}
+
+// txnProducer is a transactional producer.
+type txnProducer struct{ *producer }
+
+var (
+	_ driver.Producer   = (*producer)(nil)
+	_ driver.Transactor = txnProducer{}
+)
+
+// pending is one record handed to sarama: the ProducerMessage (one
+// allocation for both) and what Delivered needs. It is the message's
+// Metadata, so the readers of Successes and Errors find it.
+type pending struct {
+	msg    sarama.ProducerMessage
+	r      *polykafka.Record
+	done   func(*polykafka.Record, error)
+	manual bool        // the record names its partition
+	fired  atomic.Bool // Delivered was called
+}
+
+// OpenProducer implements driver.Backend.
+func (b *Backend) OpenProducer(ctx context.Context, cfg driver.ProducerConfig) (driver.Producer, error) {
+	const op = "polysarama: OpenProducer"
+	sc, err := b.config()
+	if err != nil {
+		return nil, err
+	}
+	def := sarama.NewConfig()
+	pc := &sc.Producer
+	if pc.RequiredAcks == def.Producer.RequiredAcks {
+		switch cfg.Acks {
+		case -1:
+			pc.RequiredAcks = sarama.WaitForAll
+		case 1:
+			pc.RequiredAcks = sarama.WaitForLocal
+		case 0:
+			pc.RequiredAcks = sarama.NoResponse
+		default:
+			return nil, polykafka.NewError(polykafka.InvalidArgument, op, fmt.Sprintf("acks %d", cfg.Acks), nil)
+		}
+	}
+	if pc.Compression == def.Producer.Compression {
+		switch cfg.Compression {
+		case "none", "":
+			pc.Compression = sarama.CompressionNone
+		case "gzip":
+			pc.Compression = sarama.CompressionGZIP
+		case "snappy":
+			pc.Compression = sarama.CompressionSnappy
+		case "lz4":
+			pc.Compression = sarama.CompressionLZ4
+		case "zstd":
+			pc.Compression = sarama.CompressionZSTD
+		default:
+			return nil, polykafka.NewError(polykafka.InvalidArgument, op, "compression "+cfg.Compression, nil)
+		}
+	}
+	if pc.Flush.Frequency == def.Producer.Flush.Frequency {
+		pc.Flush.Frequency = cfg.Linger
+	}
+	if pc.Flush.Bytes == def.Producer.Flush.Bytes && cfg.BatchBytes > 0 {
+		pc.Flush.Bytes = int(cfg.BatchBytes)
+	}
+	idem := cfg.Idempotence
+	if cfg.TransactionalID != "" {
+		idem = driver.IdempotenceRequired
+		pc.Transaction.ID = cfg.TransactionalID
+	}
+	if !pc.Idempotent {
+		supported := sc.Version.IsAtLeast(sarama.V0_11_0_0) && pc.RequiredAcks == sarama.WaitForAll
+		switch {
+		case idem == driver.IdempotenceRequired && !supported:
+			return nil, polykafka.NewError(polykafka.Unimplemented, op,
+				fmt.Sprintf("an idempotent producer needs Config.Version >= 0.11 and acks=all (have %s, acks %d)", sc.Version, pc.RequiredAcks), errUnimplemented)
+		case idem != driver.IdempotenceOff && supported:
+			pc.Idempotent = true
+			sc.Net.MaxOpenRequests = 1
+			if pc.Retry.Max < 1 {
+				pc.Retry.Max = def.Producer.Retry.Max
+			}
+		}
+	}
+	pc.Return.Successes = true
+	pc.Return.Errors = true
+	pc.Partitioner = newPartitioner
+
+	p := &producer{
+		delivered:  cfg.Delivered,
+		log:        cfg.Logger,
+		idempotent: pc.Idempotent,
+		closing:    make(chan struct{}),
+		pending:    make(map[*pending]struct{}),
+	}
+	p.unlog = registerLogger(cfg.Logger)
+	cl, err := b.newClient(ctx, op, sc)
+	if err != nil {
+		p.unlog()
+		return nil, err
+	}
+	ap, err := sarama.NewAsyncProducerFromClient(cl)
+	if err != nil {
+		_ = cl.Close()
+		p.unlog()
+		return nil, polykafka.NewError(errorCode(err), op, "", err)
+	}
+	p.client, p.ap = cl, ap
+	p.drained.Add(2)
+	go p.readSuccesses()
+	go p.readErrors()
+	if pc.Transaction.ID != "" {
+		return txnProducer{p}, nil
+	}
+	return p, nil
+}
+
+// Produce implements driver.Producer.
+func (p *producer) Produce(ctx context.Context, r *polykafka.Record, done func(*polykafka.Record, error)) {
+	pd := &pending{r: r, done: done, manual: r.Partition >= 0}
+	m := &pd.msg
+	m.Topic = r.Topic
+	m.Partition = r.Partition
+	if r.Key != nil {
+		m.Key = sarama.ByteEncoder(r.Key)
+	}
+	if r.Value != nil {
+		m.Value = sarama.ByteEncoder(r.Value)
+	}
+	if len(r.Headers) > 0 {
+		m.Headers = make([]sarama.RecordHeader, len(r.Headers))
+		for i, h := range r.Headers {
+			m.Headers[i] = sarama.RecordHeader{Key: []byte(h.Key), Value: h.Value}
+		}
+	}
+	// Stamp the record now, as sarama would when batching it, so that a
+	// successful send reports the timestamp the broker stored.
+	m.Timestamp = r.Timestamp
+	if m.Timestamp.IsZero() {
+		m.Timestamp = time.Now()
+	}
+	m.Timestamp = m.Timestamp.Truncate(time.Millisecond)
+	m.Metadata = pd
+
+	p.mu.RLock()
+	if p.closed {
+		p.mu.RUnlock()
+		p.deliver(pd, errClosed)
+		return
+	}
+	p.pmu.Lock()
+	p.pending[pd] = struct{}{}
+	p.pmu.Unlock()
+	select {
+	case p.ap.Input() <- m:
+		p.mu.RUnlock()
+	case <-ctx.Done():
+		p.mu.RUnlock()
+		p.deliver(pd, ctx.Err())
+	case <-p.closing:
+		p.mu.RUnlock()
+		p.deliver(pd, errClosed)
+	}
+}
+
+func (p *producer) readSuccesses() {
+	defer p.drained.Done()
+	for m := range p.ap.Successes() {
+		pd, ok := m.Metadata.(*pending)
+		if !ok {
+			continue // produced natively through As
+		}
+		p.deliverOK(pd, m)
+	}
+}
+
+func (p *producer) readErrors() {
+	defer p.drained.Done()
+	for pe := range p.ap.Errors() {
+		pd, ok := pe.Msg.Metadata.(*pending)
+		if !ok {
+			p.log.Warn("polysarama: a record produced through As failed", "topic", pe.Msg.Topic, "err", pe.Err)
+			continue
+		}
+		p.deliver(pd, pe.Err)
+	}
+}
+
+// deliver calls Delivered once for pd, with err.
+func (p *producer) deliver(pd *pending, err error) {
+	if !pd.fired.CompareAndSwap(false, true) {
+		return
+	}
+	p.finish(pd, err)
+}
+
+// deliverOK calls Delivered once for pd, as a success that m reports.
+func (p *producer) deliverOK(pd *pending, m *sarama.ProducerMessage) {
+	if !pd.fired.CompareAndSwap(false, true) {
+		return
+	}
+	pd.r.Partition, pd.r.Offset, pd.r.Timestamp = m.Partition, m.Offset, m.Timestamp
+	p.finish(pd, nil)
+}
+
+func (p *producer) finish(pd *pending, err error) {
+	p.pmu.Lock()
+	delete(p.pending, pd)
+	p.pmu.Unlock()
+	r, done := pd.r, pd.done
+	pd.r, pd.done = nil, nil
+	p.delivered(r, err, done)
+}
+
+// Flush implements driver.Producer. sarama has no flush call: it sends what
+// it buffers within Producer.Flush.Frequency on its own.
+func (p *producer) Flush(context.Context) error { return nil }
+
+// PartitionCounts implements driver.Producer.
+func (p *producer) PartitionCounts(ctx context.Context, topics []string) (map[string]int32, error) {
+	if p.isClosed() {
+		return nil, errClosed
+	}
+	return partitionCounts(ctx, &p.calls, p.client, topics)
+}
+
+// Refresh implements driver.Producer: sarama's partitioner reads the
+// client's metadata, refreshed here.
+func (p *producer) Refresh(ctx context.Context, counts map[string]int32) error {
+	if p.isClosed() {
+		return errClosed
+	}
+	topics := make([]string, 0, len(counts))
+	for t := range counts {
+		topics = append(topics, t)
+	}
+	return p.calls.do(ctx, func() error { return p.client.RefreshMetadata(topics...) })
+}
+
+// Idempotent implements driver.Producer.
+func (p *producer) Idempotent() bool { return p.idempotent }
+
+func (p *producer) isClosed() bool {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.closed
+}
+
+// Close implements driver.Producer. sarama's AsyncClose sends what is
+// buffered and then closes Successes and Errors; if ctx ends first, the
+// records still pending are failed here and the client is closed under
+// sarama, which makes it fail the rest (their results are then ignored).
+func (p *producer) Close(ctx context.Context) error {
+	p.closeOnce.Do(func() { close(p.closing) })
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil
+	}
+	p.closed = true
+	p.mu.Unlock()
+
+	p.ap.AsyncClose()
+	drained := make(chan struct{})
+	go func() {
+		p.drained.Wait()
+		close(drained)
+	}()
+	var err error
+	select {
+	case <-drained:
+	case <-ctx.Done():
+		err = ctx.Err()
+		p.pmu.Lock()
+		left := make([]*pending, 0, len(p.pending))
+		for pd := range p.pending {
+			left = append(left, pd)
+		}
+		p.pmu.Unlock()
+		for _, pd := range left {
+			p.deliver(pd, fmt.Errorf("%w before sarama delivered the record", errClosed))
+		}
+	}
+	if cerr := p.client.Close(); cerr != nil && err == nil && !errors.Is(cerr, sarama.ErrClosedClient) {
+		err = cerr
+	}
+	p.calls.wait(ctx)
+	p.unlog()
+	return err
+}
+
+// As implements driver.Producer.
+func (p *producer) As(target any) bool {
+	switch t := target.(type) {
+	case *sarama.Client:
+		if t != nil {
+			*t = p.client
+			return true
+		}
+	case *sarama.AsyncProducer:
+		if t != nil {
+			*t = p.ap
+			return true
+		}
+	}
+	return false
+}
+
+// ErrorCode implements driver.Producer.
+func (*producer) ErrorCode(err error) polykafka.ErrorCode { return errorCode(err) }
+
+// BeginTransaction implements driver.Transactor.
+func (t txnProducer) BeginTransaction(ctx context.Context) error {
+	return t.calls.do(ctx, t.ap.BeginTxn)
+}
+
+// SendOffsets implements driver.Transactor.
+func (t txnProducer) SendOffsets(ctx context.Context, group driver.GroupMetadata, offsets map[polykafka.TopicPartition]polykafka.CommittedOffset) error {
+	byTopic := make(map[string][]*sarama.PartitionOffsetMetadata)
+	for tp, o := range offsets {
+		meta := o.Metadata
+		byTopic[tp.Topic] = append(byTopic[tp.Topic], &sarama.PartitionOffsetMetadata{
+			Partition: tp.Partition, Offset: o.Offset, LeaderEpoch: -1, Metadata: &meta,
+		})
+	}
+	gm := &sarama.ConsumerGroupMetadata{GroupID: group.Group, GenerationID: group.Generation, MemberID: group.MemberID}
+	if group.InstanceID != "" {
+		id := group.InstanceID
+		gm.GroupInstanceID = &id
+	}
+	return t.calls.do(ctx, func() error { return t.ap.AddOffsetsToTxnWithGroupMetadata(byTopic, gm) })
+}
+
+// EndTransaction implements driver.Transactor.
+func (t txnProducer) EndTransaction(ctx context.Context, commit bool) error {
+	if commit {
+		return t.calls.do(ctx, t.ap.CommitTxn)
+	}
+	return t.calls.do(ctx, t.ap.AbortTxn)
+}
+
+// partitioner is sarama's murmur2 partitioner (Kafka's Java default
+// partitioner for keyed records, which driver.KeyPartition defines), except
+// that a record produced by the adapter with its own partition goes there.
+type partitioner struct {
+	inner sarama.DynamicConsistencyPartitioner
+}
+
+func newPartitioner(topic string) sarama.Partitioner {
+	return partitioner{inner: sarama.NewMurmur2Partitioner(topic).(sarama.DynamicConsistencyPartitioner)}
+}
+
+func manualPartition(m *sarama.ProducerMessage) bool {
+	pd, ok := m.Metadata.(*pending)
+	return ok && pd.manual
+}
+
+// Partition implements sarama.Partitioner.
+func (pt partitioner) Partition(m *sarama.ProducerMessage, n int32) (int32, error) {
+	if manualPartition(m) {
+		if m.Partition >= n {
+			return -1, fmt.Errorf("%w: record partition %d of %d", sarama.ErrInvalidPartition, m.Partition, n)
+		}
+		return m.Partition, nil
+	}
+	return pt.inner.Partition(m, n)
+}
+
+// RequiresConsistency implements sarama.Partitioner.
+func (pt partitioner) RequiresConsistency() bool { return true }
+
+// MessageRequiresConsistency implements sarama.DynamicConsistencyPartitioner:
+// keyed and manually placed records must reach their partition even while
+// it is unavailable; others may go to any available partition.
+func (pt partitioner) MessageRequiresConsistency(m *sarama.ProducerMessage) bool {
+	return manualPartition(m) || pt.inner.MessageRequiresConsistency(m)
+}

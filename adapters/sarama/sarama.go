@@ -1,0 +1,328 @@
+// Package polysarama is the polykafka backend for github.com/IBM/sarama.
+// Its directory is adapters/sarama; the package is named polysarama so that
+// it never clashes with package sarama, which a user imports beside it.
+//
+//	b := polysarama.New(polykafka.Connection{Brokers: []string{"localhost:9092"}}, nil)
+//	c, err := consumer.New(ctx, b, "billing", []string{"orders"}, nil)
+//	p, err := producer.New(ctx, b, nil)
+//
+// # Configuration
+//
+// [New] takes the portable [polykafka.Connection] and a native
+// *sarama.Config (nil means sarama.NewConfig() with Version set to
+// sarama.V2_1_0_0, see below). The Config is copied when a client opens; the
+// caller's value is never modified.
+//
+// From the Connection: ClientID replaces Config.ClientID only if the latter
+// is still sarama's default ("sarama"); TLS sets Net.TLS unless Net.TLS.Enable
+// is already set; SASL sets Net.SASL (PLAIN, or SCRAM-SHA-256/512 through a
+// built-in SCRAM client) unless Net.SASL.Enable is already set. Brokers come
+// from the Connection only.
+//
+// Version: the default is sarama.V2_1_0_0, the oldest protocol level that
+// Kafka 4 still accepts (KIP-896) and one that Kafka 2.1 and later, and the
+// in-process kfake cluster, all speak. sarama's own default (2.8) makes older
+// 2.x brokers reject its requests. Set Config.Version to your cluster's
+// version to use newer features (static membership needs 2.3, KIP-447
+// fencing of transactional offset commits needs 2.5).
+//
+// Consumers override, whatever the Config says, because polykafka's
+// guarantees depend on them:
+//
+//   - Consumer.Offsets.AutoCommit.Enable = false: every commit is made by the
+//     portable layer through an OffsetCommit request carrying its metadata,
+//     so sarama's offset managers never flush (they would erase the baseline
+//     in the commit metadata).
+//   - Consumer.Group.ResetInvalidOffsets = false: a start offset outside the
+//     log is reported, never reset by sarama's Offsets.Initial.
+//   - Consumer.Return.Errors = true: errors reach Fetch.
+//   - Consumer.Group.Rebalance.GroupStrategies = the eager "range" strategy
+//     wrapped (see "Group protocol"), Consumer.Group.Rebalance.Strategy = nil.
+//   - Consumer.IsolationLevel from consumer.Options.
+//
+// Producers: the portable producer options set RequiredAcks, Idempotent
+// (with Net.MaxOpenRequests = 1, which sarama requires for it),
+// Compression, Flush.Frequency (Linger) and Flush.Bytes (BatchBytes) only
+// where the Config still has sarama.NewConfig()'s value: a field you changed
+// wins. Always set: Producer.Return.Successes and Producer.Return.Errors
+// (the adapter drains both), Producer.Partitioner (Java-compatible murmur2,
+// sarama.NewMurmur2Partitioner, which also honours a record's own partition
+// when the producer allows it) and, for a transactional producer,
+// Producer.Transaction.ID.
+//
+// # Group protocol
+//
+// Consumers join with the "range" protocol, the one all four polykafka
+// backends implement, so that members on different backends can share a
+// group. The strategy puts the partition counts the member last saw in its
+// JoinGroup user data (sarama's SubscriptionUserDataBalanceStrategy), so a
+// member that notices new partitions makes the group rebalance even when it
+// is not the leader; when this member leads, it refreshes its metadata until
+// it sees every partition any member reported before it plans.
+//
+// # As
+//
+//   - Consumer.As: *sarama.Client, *sarama.ConsumerGroup, and
+//     *sarama.ConsumerGroupSession (the current session; false between
+//     sessions).
+//   - Producer.As: *sarama.Client, *sarama.AsyncProducer.
+//   - Record.Native: *sarama.ConsumerMessage.
+//   - errors: sarama.KError, *sarama.ConsumerError and sarama's sentinel
+//     errors, through errors.As and errors.Is.
+//
+// Records produced directly on the AsyncProducer obtained through As are
+// sent, but their results are drained by the adapter (errors are logged):
+// do not read Successes or Errors yourself.
+//
+// # Errors
+//
+// Kafka protocol errors (sarama.KError) are classified with
+// polykafka.CodeForKafka. sarama.ErrClosedClient, ErrClosedConsumerGroup and
+// ErrShuttingDown are Closed; ErrOutOfBrokers, ErrNotConnected and network
+// errors are Unavailable; sarama.ConfigurationError and ErrInvalidPartition
+// are InvalidArgument.
+//
+// # Logging
+//
+// sarama logs through one package-level variable, sarama.Logger, shared by
+// every sarama client in the process. The first client this package opens
+// replaces it with a bridge, if and only if it still holds sarama's default
+// (a logger writing to io.Discard): the bridge sends each sarama line, at
+// debug level, to the slog.Logger of every polykafka sarama client open at
+// that moment (sarama's lines do not say which client wrote them). If you
+// set sarama.Logger yourself, it is left alone and sarama's lines go there.
+// Set it, if you do, before opening any client: sarama reads the variable
+// without synchronisation.
+//
+// # Limitations
+//
+//   - sarama cannot seek a consumer group claim: the consumer is not a
+//     driver.Seeker, so the portable layer applies a mid-stream out-of-range
+//     policy by committing and rebalancing.
+//   - sarama's partition consumer for a partition whose start decision
+//     failed is created (sarama starts a claim for every assigned
+//     partition) and paused at once; it may fetch one batch into sarama's
+//     buffer, which is never handed out.
+//   - Flush does nothing: sarama sends what it buffers within
+//     Producer.Flush.Frequency (Linger) on its own.
+//   - A producer's Close waits for sarama to send what it still buffers; if
+//     ctx ends first, the records still in flight are failed by the adapter
+//     (code Closed) and the client is closed under them.
+package polysarama
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"syscall"
+
+	"github.com/IBM/sarama"
+
+	"github.com/polykafka/polykafka"
+	"github.com/polykafka/polykafka/adapters/driver"
+)
+
+// DefaultVersion is the Kafka protocol version the backend assumes when
+// New is given a nil Config: sarama.V2_1_0_0 (see the package doc).
+var DefaultVersion = sarama.V2_1_0_0
+
+// Backend opens sarama consumers and producers. It implements
+// driver.Backend; pass it to consumer.New and producer.New.
+type Backend struct {
+	conn polykafka.Connection
+	cfg  *sarama.Config // never modified; copied by each client
+}
+
+var _ driver.Backend = (*Backend)(nil)
+
+// New returns a backend that connects with conn and configures its sarama
+// clients from cfg (nil means sarama.NewConfig() with Version
+// DefaultVersion). The package doc lists what the adapter sets on top of
+// cfg. Invalid settings are reported when a consumer or producer opens.
+func New(conn polykafka.Connection, cfg *sarama.Config) *Backend {
+	if cfg == nil {
+		cfg = sarama.NewConfig()
+		cfg.Version = DefaultVersion
+	}
+	return &Backend{conn: conn, cfg: cfg}
+}
+
+// Name implements driver.Backend.
+func (*Backend) Name() string { return "sarama" }
+
+// config returns a copy of the backend's Config with the connection applied.
+func (b *Backend) config() (*sarama.Config, error) {
+	if err := b.conn.Validate(); err != nil {
+		return nil, err
+	}
+	cfg := *b.cfg
+	def := sarama.NewConfig()
+	if cfg.ClientID == def.ClientID {
+		cfg.ClientID = b.conn.ClientIDOr("polykafka")
+	}
+	if b.conn.TLS != nil && !cfg.Net.TLS.Enable {
+		cfg.Net.TLS.Enable = true
+		cfg.Net.TLS.Config = b.conn.TLS
+	}
+	if s := b.conn.SASL; s != nil && !cfg.Net.SASL.Enable {
+		cfg.Net.SASL.Enable = true
+		cfg.Net.SASL.User = s.Username
+		cfg.Net.SASL.Password = s.Password
+		switch s.Mechanism {
+		case polykafka.SASLPlain:
+			cfg.Net.SASL.Mechanism = sarama.SASLTypePlaintext
+		case polykafka.SASLScramSHA256:
+			cfg.Net.SASL.Mechanism = sarama.SASLTypeSCRAMSHA256
+			cfg.Net.SASL.SCRAMClientGeneratorFunc = func() sarama.SCRAMClient { return newSCRAM(sha256Hash) }
+		case polykafka.SASLScramSHA512:
+			cfg.Net.SASL.Mechanism = sarama.SASLTypeSCRAMSHA512
+			cfg.Net.SASL.SCRAMClientGeneratorFunc = func() sarama.SCRAMClient { return newSCRAM(sha512Hash) }
+		}
+	}
+	return &cfg, nil
+}
+
+// newClient creates a sarama client within ctx's deadline. sarama.NewClient
+// takes no context: if ctx ends first, the client is closed as soon as
+// NewClient returns, in the background.
+func (b *Backend) newClient(ctx context.Context, op string, cfg *sarama.Config) (sarama.Client, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, polykafka.NewError(polykafka.InvalidArgument, op, "", err)
+	}
+	type result struct {
+		cl  sarama.Client
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		cl, err := sarama.NewClient(b.conn.Brokers, cfg)
+		ch <- result{cl, err}
+	}()
+	select {
+	case r := <-ch:
+		if r.err != nil {
+			return nil, polykafka.NewError(errorCode(r.err), op, "", r.err)
+		}
+		return r.cl, nil
+	case <-ctx.Done():
+		go func() {
+			if r := <-ch; r.cl != nil {
+				_ = r.cl.Close()
+			}
+		}()
+		return nil, ctx.Err()
+	}
+}
+
+// errClosed is returned by calls on a closed consumer or producer.
+var errClosed = errors.New("polysarama: closed")
+
+// errUnimplemented marks what sarama cannot do.
+var errUnimplemented = errors.New("polysarama: not supported by sarama")
+
+// errorCode is the classification shared by the consumer and the producer.
+func errorCode(err error) polykafka.ErrorCode {
+	var ke sarama.KError
+	var ce sarama.ConfigurationError
+	var ne net.Error
+	switch {
+	case err == nil:
+		return polykafka.OK
+	case errors.As(err, &ke):
+		return polykafka.CodeForKafka(int16(ke))
+	case errors.Is(err, errClosed), errors.Is(err, sarama.ErrClosedClient),
+		errors.Is(err, sarama.ErrClosedConsumerGroup), errors.Is(err, sarama.ErrShuttingDown):
+		return polykafka.Closed
+	case errors.Is(err, errUnimplemented):
+		return polykafka.Unimplemented
+	case errors.As(err, &ce), errors.Is(err, sarama.ErrInvalidPartition), errors.Is(err, sarama.ErrInvalidTopic):
+		return polykafka.InvalidArgument
+	case errors.Is(err, sarama.ErrOutOfBrokers), errors.Is(err, sarama.ErrNotConnected),
+		errors.Is(err, sarama.ErrIncompleteResponse), errors.Is(err, sarama.ErrControllerNotAvailable),
+		errors.As(err, &ne), errors.Is(err, net.ErrClosed), errors.Is(err, io.EOF),
+		errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET):
+		return polykafka.Unavailable
+	}
+	return polykafka.Unknown
+}
+
+// inflight runs the blocking sarama calls that take no context, so that the
+// adapter's methods return when their ctx ends; the call itself finishes in
+// the background (sarama bounds every request by its Net timeouts, and
+// closing the client fails the ones in flight). Close waits for them.
+type inflight struct{ wg sync.WaitGroup }
+
+// do runs fn and returns its error, or ctx's error if ctx ends first.
+func (f *inflight) do(ctx context.Context, fn func() error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	ch := make(chan error, 1)
+	f.wg.Add(1)
+	go func() {
+		defer f.wg.Done()
+		ch <- fn()
+	}()
+	select {
+	case err := <-ch:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// wait waits for the calls in flight, until ctx ends.
+func (f *inflight) wait(ctx context.Context) {
+	done := make(chan struct{})
+	go func() {
+		f.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+}
+
+// partitionCounts sends a metadata request for topics to one broker (never
+// answered from sarama's cache, and never creating a topic).
+func partitionCounts(ctx context.Context, f *inflight, cl sarama.Client, topics []string) (map[string]int32, error) {
+	out := make(map[string]int32, len(topics))
+	err := f.do(ctx, func() error {
+		if cl.Closed() {
+			return errClosed
+		}
+		br := cl.LeastLoadedBroker()
+		if br == nil {
+			return sarama.ErrOutOfBrokers
+		}
+		req := sarama.NewMetadataRequest(cl.Config().Version, topics)
+		req.AllowAutoTopicCreation = false
+		resp, err := br.GetMetadata(req)
+		if err != nil {
+			// sarama's own callers close a broker whose request failed so
+			// that its next use reconnects.
+			_ = br.Close()
+			return err
+		}
+		for _, t := range resp.Topics {
+			if t.Err != sarama.ErrNoError {
+				return fmt.Errorf("topic %q: %w", t.Name, t.Err)
+			}
+			out[t.Name] = int32(len(t.Partitions))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range topics {
+		if _, ok := out[t]; !ok {
+			return nil, fmt.Errorf("topic %q: %w", t, sarama.ErrUnknownTopicOrPartition)
+		}
+	}
+	return out, nil
+}
