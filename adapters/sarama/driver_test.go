@@ -509,8 +509,12 @@ func TestSASL(t *testing.T) {
 			assert.Equal(t, map[string]int32{"t": 1}, counts)
 
 			bad := New(polykafka.Connection{Brokers: fc.ListenAddrs(), SASL: &polykafka.SASL{Mechanism: mech, Username: "admin", Password: "wrong"}}, nil)
-			_, err = bad.OpenProducer(ctxT(t, 10*time.Second), driver.ProducerConfig{Acks: -1, Delivered: d.fn, Logger: testLogger(t)})
+			bp, err := bad.OpenProducer(ctxT(t, 10*time.Second), driver.ProducerConfig{Acks: -1, Delivered: d.fn, Logger: testLogger(t)})
+			require.NoError(t, err, "opening a producer needs no broker")
+			defer bp.Close(context.Background())
+			_, err = bp.PartitionCounts(ctxT(t, 10*time.Second), []string{"t"})
 			require.Error(t, err, "a wrong password is refused")
+			t.Logf("wrong password: %v (%s)", err, bp.ErrorCode(err))
 		})
 	}
 }

@@ -17,14 +17,17 @@ import (
 
 type producer struct {
 	client     sarama.Client
-	ap         sarama.AsyncProducer
 	delivered  func(*polykafka.Record, error, func(*polykafka.Record, error))
 	log        *slog.Logger
 	idempotent bool
 	unlog      func()
 	calls      inflight
 
-	closing   chan struct{} // closed when Close starts: Produce stops waiting on Input
+	ap  atomic.Pointer[asyncProducer] // set once sarama's producer exists
+	amu sync.Mutex
+	att *attempt // the last attempt to create it
+
+	closing   chan struct{} // closed when Close starts: Produce stops waiting
 	closeOnce sync.Once
 	mu        sync.RWMutex // Produce holds it shared while it sends to Input
 	closed    bool
@@ -32,6 +35,19 @@ type producer struct {
 	pmu     sync.Mutex
 	pending map[*pending]struct{} // handed to sarama, not yet delivered
 	drained sync.WaitGroup        // the Successes and Errors readers
+}
+
+type asyncProducer struct{ sarama.AsyncProducer }
+
+// attempt is one call of sarama.NewAsyncProducerFromClient. An idempotent
+// sarama producer sends InitProducerId when it is created
+// (transaction_manager.go newTransactionManager), which needs a broker; the
+// adapter creates it in the background so that opening a producer does
+// not, and a failed attempt is made again by the next call that needs it.
+type attempt struct {
+	done chan struct{}
+	ap   sarama.AsyncProducer
+	err  error
 }
 
 // txnProducer is a transactional producer.
@@ -119,6 +135,13 @@ func (b *Backend) OpenProducer(ctx context.Context, cfg driver.ProducerConfig) (
 	pc.Return.Errors = true
 	pc.Partitioner = newPartitioner
 
+	// A producer needs the metadata of the topics it writes to, not of
+	// the whole cluster; and without a full refresh at creation,
+	// sarama.NewClient needs no reachable broker.
+	if sc.Metadata.Full == def.Metadata.Full {
+		sc.Metadata.Full = false
+	}
+
 	p := &producer{
 		delivered:  cfg.Delivered,
 		log:        cfg.Logger,
@@ -132,20 +155,61 @@ func (b *Backend) OpenProducer(ctx context.Context, cfg driver.ProducerConfig) (
 		p.unlog()
 		return nil, err
 	}
-	ap, err := sarama.NewAsyncProducerFromClient(cl)
-	if err != nil {
-		_ = cl.Close()
-		p.unlog()
-		return nil, polykafka.NewError(errorCode(err), op, "", err)
-	}
-	p.client, p.ap = cl, ap
-	p.drained.Add(2)
-	go p.readSuccesses()
-	go p.readErrors()
+	p.client = cl
+	p.start()
 	if pc.Transaction.ID != "" {
 		return txnProducer{p}, nil
 	}
 	return p, nil
+}
+
+// start returns the attempt in flight or the last successful one, or
+// starts a new attempt to create sarama's producer.
+func (p *producer) start() *attempt {
+	p.amu.Lock()
+	defer p.amu.Unlock()
+	if a := p.att; a != nil {
+		select {
+		case <-a.done:
+			if a.err == nil {
+				return a
+			}
+		default:
+			return a
+		}
+	}
+	a := &attempt{done: make(chan struct{})}
+	p.att = a
+	go func() {
+		defer close(a.done)
+		ap, err := sarama.NewAsyncProducerFromClient(p.client)
+		if err != nil {
+			a.err = err
+			return
+		}
+		a.ap = ap
+		p.drained.Add(2)
+		go p.readSuccesses(ap)
+		go p.readErrors(ap)
+		p.ap.Store(&asyncProducer{ap})
+	}()
+	return a
+}
+
+// get returns sarama's producer, creating it if needed.
+func (p *producer) get(ctx context.Context) (sarama.AsyncProducer, error) {
+	if ap := p.ap.Load(); ap != nil {
+		return ap.AsyncProducer, nil
+	}
+	a := p.start()
+	select {
+	case <-a.done:
+		return a.ap, a.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-p.closing:
+		return nil, errClosed
+	}
 }
 
 // Produce implements driver.Producer.
@@ -175,6 +239,11 @@ func (p *producer) Produce(ctx context.Context, r *polykafka.Record, done func(*
 	m.Timestamp = m.Timestamp.Truncate(time.Millisecond)
 	m.Metadata = pd
 
+	ap, err := p.get(ctx)
+	if err != nil {
+		p.deliver(pd, err)
+		return
+	}
 	p.mu.RLock()
 	if p.closed {
 		p.mu.RUnlock()
@@ -185,7 +254,7 @@ func (p *producer) Produce(ctx context.Context, r *polykafka.Record, done func(*
 	p.pending[pd] = struct{}{}
 	p.pmu.Unlock()
 	select {
-	case p.ap.Input() <- m:
+	case ap.Input() <- m:
 		p.mu.RUnlock()
 	case <-ctx.Done():
 		p.mu.RUnlock()
@@ -196,9 +265,9 @@ func (p *producer) Produce(ctx context.Context, r *polykafka.Record, done func(*
 	}
 }
 
-func (p *producer) readSuccesses() {
+func (p *producer) readSuccesses(ap sarama.AsyncProducer) {
 	defer p.drained.Done()
-	for m := range p.ap.Successes() {
+	for m := range ap.Successes() {
 		pd, ok := m.Metadata.(*pending)
 		if !ok {
 			continue // produced natively through As
@@ -207,9 +276,9 @@ func (p *producer) readSuccesses() {
 	}
 }
 
-func (p *producer) readErrors() {
+func (p *producer) readErrors(ap sarama.AsyncProducer) {
 	defer p.drained.Done()
-	for pe := range p.ap.Errors() {
+	for pe := range ap.Errors() {
 		pd, ok := pe.Msg.Metadata.(*pending)
 		if !ok {
 			p.log.Warn("polysarama: a record produced through As failed", "topic", pe.Msg.Topic, "err", pe.Err)
@@ -293,17 +362,34 @@ func (p *producer) Close(ctx context.Context) error {
 	p.closed = true
 	p.mu.Unlock()
 
-	p.ap.AsyncClose()
-	drained := make(chan struct{})
-	go func() {
-		p.drained.Wait()
-		close(drained)
-	}()
 	var err error
-	select {
-	case <-drained:
-	case <-ctx.Done():
-		err = ctx.Err()
+	p.amu.Lock()
+	a := p.att
+	p.amu.Unlock()
+	if a != nil {
+		select {
+		case <-a.done:
+			if a.ap != nil {
+				a.ap.AsyncClose()
+			}
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+	}
+	if err == nil {
+		// The attempt is over: no reader is added after this point.
+		drained := make(chan struct{})
+		go func() {
+			p.drained.Wait()
+			close(drained)
+		}()
+		select {
+		case <-drained:
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+	}
+	if err != nil {
 		p.pmu.Lock()
 		left := make([]*pending, 0, len(p.pending))
 		for pd := range p.pending {
@@ -316,6 +402,16 @@ func (p *producer) Close(ctx context.Context) error {
 	}
 	if cerr := p.client.Close(); cerr != nil && err == nil && !errors.Is(cerr, sarama.ErrClosedClient) {
 		err = cerr
+	}
+	if a != nil {
+		// An attempt still in flight fails now that the client is closed;
+		// one that succeeded after all is closed too.
+		go func() {
+			<-a.done
+			if a.ap != nil && err != nil {
+				a.ap.AsyncClose()
+			}
+		}()
 	}
 	p.calls.wait(ctx)
 	p.unlog()
@@ -331,9 +427,12 @@ func (p *producer) As(target any) bool {
 			return true
 		}
 	case *sarama.AsyncProducer:
+		// Waits for sarama's producer to be created (see attempt).
 		if t != nil {
-			*t = p.ap
-			return true
+			if ap, err := p.get(context.Background()); err == nil {
+				*t = ap
+				return true
+			}
 		}
 	}
 	return false
@@ -344,7 +443,11 @@ func (*producer) ErrorCode(err error) polykafka.ErrorCode { return errorCode(err
 
 // BeginTransaction implements driver.Transactor.
 func (t txnProducer) BeginTransaction(ctx context.Context) error {
-	return t.calls.do(ctx, t.ap.BeginTxn)
+	ap, err := t.get(ctx)
+	if err != nil {
+		return err
+	}
+	return t.calls.do(ctx, ap.BeginTxn)
 }
 
 // SendOffsets implements driver.Transactor.
@@ -361,15 +464,23 @@ func (t txnProducer) SendOffsets(ctx context.Context, group driver.GroupMetadata
 		id := group.InstanceID
 		gm.GroupInstanceID = &id
 	}
-	return t.calls.do(ctx, func() error { return t.ap.AddOffsetsToTxnWithGroupMetadata(byTopic, gm) })
+	ap, err := t.get(ctx)
+	if err != nil {
+		return err
+	}
+	return t.calls.do(ctx, func() error { return ap.AddOffsetsToTxnWithGroupMetadata(byTopic, gm) })
 }
 
 // EndTransaction implements driver.Transactor.
 func (t txnProducer) EndTransaction(ctx context.Context, commit bool) error {
-	if commit {
-		return t.calls.do(ctx, t.ap.CommitTxn)
+	ap, err := t.get(ctx)
+	if err != nil {
+		return err
 	}
-	return t.calls.do(ctx, t.ap.AbortTxn)
+	if commit {
+		return t.calls.do(ctx, ap.CommitTxn)
+	}
+	return t.calls.do(ctx, ap.AbortTxn)
 }
 
 // partitioner is sarama's murmur2 partitioner (Kafka's Java default

@@ -10,7 +10,7 @@
 //
 // [New] takes the portable [polykafka.Connection] and a native
 // *sarama.Config (nil means sarama.NewConfig() with Version set to
-// sarama.V2_1_0_0, see below). The Config is copied when a client opens; the
+// [DefaultVersion], see below). The Config is copied when a client opens; the
 // caller's value is never modified.
 //
 // From the Connection: ClientID replaces Config.ClientID only if the latter
@@ -19,12 +19,14 @@
 // built-in SCRAM client) unless Net.SASL.Enable is already set. Brokers come
 // from the Connection only.
 //
-// Version: the default is sarama.V2_1_0_0, the oldest protocol level that
-// Kafka 4 still accepts (KIP-896) and one that Kafka 2.1 and later, and the
-// in-process kfake cluster, all speak. sarama's own default (2.8) makes older
-// 2.x brokers reject its requests. Set Config.Version to your cluster's
-// version to use newer features (static membership needs 2.3, KIP-447
-// fencing of transactional offset commits needs 2.5).
+// Version: the default is sarama.V2_3_0_0 (see [DefaultVersion]), which
+// Kafka 2.3 through 4.x and the in-process kfake cluster all speak. Kafka 4
+// accepts nothing older than the 2.1 protocol (KIP-896); 2.2 brings the
+// two-step JoinGroup of KIP-394 and 2.3 static membership. sarama's own
+// default (2.8) makes older 2.x brokers reject its requests. Set
+// Config.Version to your cluster's version to use newer features (KIP-447
+// fencing of transactional offset commits needs 2.5), or to 2.1 or 2.2 for
+// those clusters.
 //
 // Consumers override, whatever the Config says, because polykafka's
 // guarantees depend on them:
@@ -126,8 +128,8 @@ import (
 )
 
 // DefaultVersion is the Kafka protocol version the backend assumes when
-// New is given a nil Config: sarama.V2_1_0_0 (see the package doc).
-var DefaultVersion = sarama.V2_1_0_0
+// New is given a nil Config: sarama.V2_3_0_0 (see the package doc).
+var DefaultVersion = sarama.V2_3_0_0
 
 // Backend opens sarama consumers and producers. It implements
 // driver.Backend; pass it to consumer.New and producer.New.
