@@ -32,9 +32,10 @@ type producer struct {
 	mu        sync.RWMutex // Produce holds it shared while it sends to Input
 	closed    bool
 
-	pmu     sync.Mutex
-	pending map[*pending]struct{} // handed to sarama, not yet delivered
-	drained sync.WaitGroup        // the Successes and Errors readers
+	cur     atomic.Pointer[chunk] // where the next pendings come from
+	cmu     sync.Mutex
+	chunks  map[*chunk]struct{} // chunks with records not yet delivered
+	drained sync.WaitGroup      // the Successes and Errors readers
 }
 
 type asyncProducer struct{ sarama.AsyncProducer }
@@ -62,6 +63,7 @@ var (
 // allocation for both) and what Delivered needs. It is the message's
 // Metadata, so the readers of Successes and Errors find it.
 type pending struct {
+	c      *chunk
 	msg    sarama.ProducerMessage
 	r      *polykafka.Record
 	done   func(*polykafka.Record, error)
@@ -147,7 +149,7 @@ func (b *Backend) OpenProducer(ctx context.Context, cfg driver.ProducerConfig) (
 		log:        cfg.Logger,
 		idempotent: pc.Idempotent,
 		closing:    make(chan struct{}),
-		pending:    make(map[*pending]struct{}),
+		chunks:     make(map[*chunk]struct{}),
 	}
 	p.unlog = registerLogger(cfg.Logger)
 	cl, err := b.newClient(ctx, op, sc)
@@ -212,9 +214,66 @@ func (p *producer) get(ctx context.Context) (sarama.AsyncProducer, error) {
 	}
 }
 
+// chunk is pendingChunk pendings allocated at once and handed out by an
+// atomic index, so that the record path allocates 1/pendingChunk objects
+// per record and needs no lock. The producer keeps the chunks that still
+// have undelivered records, for Close to fail them if it must.
+type chunk struct {
+	live atomic.Int64 // pendings handed out (or being) and not delivered
+	next atomic.Int64
+	ps   [pendingChunk]pending
+}
+
+const pendingChunk = 256
+
+// alloc returns a fresh pending.
+func (p *producer) alloc() *pending {
+	for {
+		c := p.cur.Load()
+		if c != nil {
+			c.live.Add(1)
+			if i := c.next.Add(1) - 1; i < pendingChunk {
+				pd := &c.ps[i]
+				pd.c = c
+				return pd
+			}
+			p.release(c)
+		}
+		nc := new(chunk)
+		if p.cur.CompareAndSwap(c, nc) {
+			p.cmu.Lock()
+			p.chunks[nc] = struct{}{}
+			p.cmu.Unlock()
+		}
+	}
+}
+
+// release ends one use of c; the last use of a full chunk forgets it.
+func (p *producer) release(c *chunk) {
+	if c.live.Add(-1) == 0 && c.next.Load() >= pendingChunk {
+		p.cmu.Lock()
+		delete(p.chunks, c)
+		p.cmu.Unlock()
+	}
+}
+
 // Produce implements driver.Producer.
 func (p *producer) Produce(ctx context.Context, r *polykafka.Record, done func(*polykafka.Record, error)) {
-	pd := &pending{r: r, done: done, manual: r.Partition >= 0}
+	ap, err := p.get(ctx)
+	if err != nil {
+		p.delivered(r, err, done)
+		return
+	}
+	p.mu.RLock()
+	if p.closed {
+		p.mu.RUnlock()
+		p.delivered(r, errClosed, done)
+		return
+	}
+	// From here to the send, Close waits (it takes mu), so it never sees
+	// a pending being filled in.
+	pd := p.alloc()
+	pd.r, pd.done, pd.manual = r, done, r.Partition >= 0
 	m := &pd.msg
 	m.Topic = r.Topic
 	m.Partition = r.Partition
@@ -238,21 +297,6 @@ func (p *producer) Produce(ctx context.Context, r *polykafka.Record, done func(*
 	}
 	m.Timestamp = m.Timestamp.Truncate(time.Millisecond)
 	m.Metadata = pd
-
-	ap, err := p.get(ctx)
-	if err != nil {
-		p.deliver(pd, err)
-		return
-	}
-	p.mu.RLock()
-	if p.closed {
-		p.mu.RUnlock()
-		p.deliver(pd, errClosed)
-		return
-	}
-	p.pmu.Lock()
-	p.pending[pd] = struct{}{}
-	p.pmu.Unlock()
 	select {
 	case ap.Input() <- m:
 		p.mu.RUnlock()
@@ -306,12 +350,10 @@ func (p *producer) deliverOK(pd *pending, m *sarama.ProducerMessage) {
 }
 
 func (p *producer) finish(pd *pending, err error) {
-	p.pmu.Lock()
-	delete(p.pending, pd)
-	p.pmu.Unlock()
 	r, done := pd.r, pd.done
 	pd.r, pd.done = nil, nil
 	p.delivered(r, err, done)
+	p.release(pd.c)
 }
 
 // Flush implements driver.Producer. sarama has no flush call: it sends what
@@ -366,11 +408,13 @@ func (p *producer) Close(ctx context.Context) error {
 	p.amu.Lock()
 	a := p.att
 	p.amu.Unlock()
+	asyncClosed := false // AsyncClose twice panics (send on closed channel)
 	if a != nil {
 		select {
 		case <-a.done:
 			if a.ap != nil {
 				a.ap.AsyncClose()
+				asyncClosed = true
 			}
 		case <-ctx.Done():
 			err = ctx.Err()
@@ -390,12 +434,16 @@ func (p *producer) Close(ctx context.Context) error {
 		}
 	}
 	if err != nil {
-		p.pmu.Lock()
-		left := make([]*pending, 0, len(p.pending))
-		for pd := range p.pending {
-			left = append(left, pd)
+		var left []*pending
+		p.cmu.Lock()
+		for c := range p.chunks {
+			for i := range min(c.next.Load(), pendingChunk) {
+				if pd := &c.ps[i]; !pd.fired.Load() {
+					left = append(left, pd)
+				}
+			}
 		}
-		p.pmu.Unlock()
+		p.cmu.Unlock()
 		for _, pd := range left {
 			p.deliver(pd, fmt.Errorf("%w before sarama delivered the record", errClosed))
 		}
@@ -403,12 +451,12 @@ func (p *producer) Close(ctx context.Context) error {
 	if cerr := p.client.Close(); cerr != nil && err == nil && !errors.Is(cerr, sarama.ErrClosedClient) {
 		err = cerr
 	}
-	if a != nil {
+	if a != nil && !asyncClosed {
 		// An attempt still in flight fails now that the client is closed;
 		// one that succeeded after all is closed too.
 		go func() {
 			<-a.done
-			if a.ap != nil && err != nil {
+			if a.ap != nil {
 				a.ap.AsyncClose()
 			}
 		}()
