@@ -72,8 +72,10 @@ type Producer struct {
 	watcher  *discovery.Watcher
 	topics   sync.Map // topic -> *topicEntry: the topics written to
 	last     atomic.Pointer[topicEntry]
+	bg       context.Context
 	bgCancel context.CancelFunc
 	bgDone   chan struct{}
+	bgWG     sync.WaitGroup
 
 	txMu sync.Mutex
 	inTx bool
@@ -128,7 +130,7 @@ func New(ctx context.Context, b driver.Backend, opts *Options) (*Producer, error
 			"backend", b.Name())
 	}
 	bg, cancel := context.WithCancel(context.Background())
-	p.bgCancel = cancel
+	p.bg, p.bgCancel = bg, cancel
 	if s.DiscoveryInterval > 0 {
 		p.watcher = discovery.NewWatcher(d, nil, s.DiscoveryInterval, s.Logger, p.onGrowth)
 		go func() {
@@ -281,6 +283,20 @@ func (p *Producer) note(topic string) {
 	p.last.Store(e.(*topicEntry))
 	if !loaded {
 		p.watcher.Watch(topic)
+		// The client loaded the topic's metadata for this first record,
+		// and the watcher takes its first count as the reference: if the
+		// topic grew in between, no growth would ever be reported. Read
+		// the count now and refresh the client after it, once per topic.
+		p.bgWG.Add(1)
+		go func() {
+			defer p.bgWG.Done()
+			p.watcher.Poll(p.bg)
+			if p.bg.Err() == nil {
+				if err := p.d.Refresh(p.bg, p.watcher.Counts()); err != nil && p.bg.Err() == nil {
+					p.s.Logger.Warn("polykafka: producer: metadata refresh failed", "topic", topic, "err", err)
+				}
+			}
+		}()
 	}
 }
 
@@ -388,6 +404,7 @@ func (p *Producer) Close() error {
 	p.closed.Store(true)
 	p.bgCancel()
 	<-p.bgDone
+	p.bgWG.Wait()
 
 	var errList []error
 	ctx, cancel := context.WithTimeout(context.Background(), p.s.CloseTimeout)

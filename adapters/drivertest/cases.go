@@ -28,7 +28,18 @@ func cases() []testCase {
 		{"InitialAtTimeStartsAtTimestamp", "Initial=At(t) starts at the first record whose timestamp is at or after t", testInitialAtTime},
 		{"MemoryStoreOverridesKafkaCommits", "with a non-Kafka store, partitions start at the store's positions: the backend applies no reset policy of its own", testMemoryStore},
 
+		{"CommitOnRevoke", "a partition that moves to another member carries the old member's processed offsets, committed at revoke", testCommitOnRevoke},
+		{"DuplicatesAfterRebalanceBounded", "clean rebalances under load redeliver at most the record in flight per revoked partition", testDuplicatesBounded},
+		{"RunBatchSemantics", "RunBatch hands out consecutive records of one partition, in order, each once; a failed batch is not committed", testRunBatch},
+		{"Transactions", "a read-committed consumer sees committed transactions only; offsets sent with a transaction commit with it (Unimplemented where the backend has none)", testTransactions},
+		{"ProducerSeesGrowth", "a producer places keys by the new partition count within a few discovery intervals of growth", testProducerSeesGrowth},
+		{"NilCallbackAndBadRecord", "SendAsync with a nil callback never panics, and still sends", testNilCallback},
+		{"ErrorsWrapOnce", "an error is wrapped once, keeps its class and names the operation", testErrorsWrapOnce},
+		{"CloseInsideHandlerFailsAtOnce", "Close from inside a handler fails at once with InvalidArgument instead of waiting CloseTimeout", testCloseInsideHandler},
+		{"PauseUnassignedIsInvalid", "Pause and Resume of partitions not assigned fail with InvalidArgument; AwaitAssignment waits for the first assignment", testPauseUnassigned},
+
 		// Faults.
+		{"SilentBrokerFailsWithinDeadline", "against a broker that accepts connections and never answers, New returns an Unavailable error by its deadline", testSilentBroker},
 		{"BrokerUnavailableFailsWithinDeadline", "with no reachable broker, New and Send fail by their context's deadline and Close still runs every callback", testBrokerUnavailable},
 		{"StartDecisionCommitRetriedOnRebalancing", "a start decision whose commit is refused as rebalancing is decided again after a new rebalance; the consumer does not stop (in-process cluster only: needs fault injection)", testAssignCommitFails},
 		{"PartitionsLostThenRejoined", "a member whose session is lost gets HookLost, rejoins, and reads on with zero loss (in-process cluster only: needs fault injection)", testPartitionsLost},
@@ -41,6 +52,9 @@ func cases() []testCase {
 		{"GuaranteeMemberDiesAfterDecision", "a member that dies after the start decision but before processing loses nothing: the next owner starts at the stored decision", testDiesAfterDecision},
 		{"GuaranteeFirstGenerationRace", "a brand-new group of 3 members at Initial=latest replays no history on any partition", testFirstGenerationRace},
 		{"GuaranteeRawClientCommits", "commits written by another client (no polykafka metadata) resume, and uncommitted partitions of that known topic are new (earliest)", testRawClientCommits},
+		{"GuaranteeOutOfRangeMidStreamSeek", "a fetch position deleted from under a running consumer goes on where Options.OutOfRange says (Seek)", testOutOfRangeSeek},
+		{"GuaranteeOutOfRangeMidStreamRejoin", "without Seek, an out-of-range fetch position still follows Options.OutOfRange (stored decision, rebalance)", testOutOfRangeRejoin},
+		{"GuaranteeOneGrowthOneRebalance", "one growth of a topic causes one rebalance", testOneGrowthOneRebalance},
 		{"GuaranteeTwoMembersTakeover", "two members split the partitions; when one leaves, the other takes over with zero loss", testTwoMembersTakeover},
 	}
 }

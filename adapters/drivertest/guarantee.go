@@ -25,8 +25,9 @@ const wait = 45 * time.Second
 // decisions records the start decisions a consumer reports through
 // HookStartDecision (the first one per partition).
 type decisions struct {
-	mu sync.Mutex
-	m  map[polykafka.TopicPartition]discovery.Decision
+	mu  sync.Mutex
+	m   map[polykafka.TopicPartition]discovery.Decision
+	all []discovery.Decision
 }
 
 func newDecisions() *decisions {
@@ -36,9 +37,22 @@ func newDecisions() *decisions {
 func (d *decisions) OnStartDecision(dec discovery.Decision) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.all = append(d.all, dec)
 	if _, ok := d.m[dec.TopicPartition]; !ok {
 		d.m[dec.TopicPartition] = dec
 	}
+}
+
+// last returns the latest decision for topic/p with reason, if any.
+func (d *decisions) last(topic string, p int32, reason discovery.Reason) (discovery.Decision, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for i := len(d.all) - 1; i >= 0; i-- {
+		if dec := d.all[i]; dec.Topic == topic && dec.Partition == p && dec.Reason == reason {
+			return dec, true
+		}
+	}
+	return discovery.Decision{}, false
 }
 
 func (d *decisions) get(topic string, p int32) (discovery.Decision, bool) {
@@ -148,8 +162,10 @@ func (e *env) returned(done <-chan error, msg string) error {
 // received waits until s holds every value of want.
 func (e *env) received(s *sink, want []string, what string) {
 	e.t.Helper()
-	e.eventually(wait, func() bool { return len(s.missing(want)) == 0 }, "%s: %d of %d records never consumed, first: %v",
-		what, len(s.missing(want)), len(want), first(s.missing(want), 5))
+	e.eventuallyf(wait, func() bool { return len(s.missing(want)) == 0 }, func() string {
+		missing := s.missing(want)
+		return fmt.Sprintf("%s: %d of %d records never consumed, first: %v", what, len(missing), len(want), first(missing, 5))
+	})
 }
 
 func first(xs []string, n int) []string {
@@ -245,6 +261,13 @@ func handlerFailure(t *testing.T, e *env, h func(*polykafka.Record) error, failA
 		assert.ErrorContains(t, err, "panic", "%s: a panic is reported as such", e.rule)
 	}
 	assert.Contains(t, err.Error(), fmt.Sprintf("offset %d", failAt), "%s: the error names the failed offset", e.rule)
+	if !wrapsCause {
+		var pe *consumer.PanicError
+		if assert.ErrorAs(t, err, &pe, "%s: a panic is a *consumer.PanicError", e.rule) {
+			assert.NotEmpty(t, pe.Stack, "%s: the panic's stack is kept", e.rule)
+		}
+		assert.NotContains(t, err.Error(), "goroutine ", "%s: the stack is kept out of the error's message", e.rule)
+	}
 	assert.Equal(t, failAt, handled.Load(), "%s: records after the failed one are not handled", e.rule)
 
 	got := e.cluster.Committed(t, group, topic)
@@ -288,29 +311,6 @@ func testInitialEarliest(t *testing.T, e *env) {
 	e.received(s, old, "history")
 	for p := int32(0); p < 2; p++ {
 		e.wantDecision(d, topic, p, discovery.ReasonInitial, 0)
-	}
-}
-
-func testNewPartitionUnderLoad(t *testing.T, e *env) {
-	topic, group := e.cluster.Topic(t, 2), e.cluster.Group(t)
-	e.produce(topic, "old", 5, 0, 1)
-	s, d := newSink(), newDecisions()
-	c := e.newConsumer(group, []string{topic}, &consumer.Options{Hooks: []any{d}})
-	e.run(c, s.handler)
-	e.assigned(wait, topic, 2, c)
-
-	lp := e.startLoad(topic, 2, 5*time.Millisecond)
-	e.eventually(wait, func() bool { return lp.count() >= 50 }, "the load producer made no progress")
-	e.cluster.AddPartitions(t, topic, 4)
-	lp.partitions.Store(4)
-	before := lp.count()
-	e.eventually(wait, func() bool { return lp.count() >= before+400 }, "the load producer made no progress after growth")
-	produced := lp.finish(t)
-
-	e.received(s, produced, "records produced while the topic grew")
-	e.assigned(wait, topic, 4, c)
-	for p := int32(2); p < 4; p++ {
-		e.wantDecision(d, topic, p, discovery.ReasonNewPartition, 0)
 	}
 }
 

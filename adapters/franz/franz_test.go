@@ -32,8 +32,9 @@ func testBackend(_ *testing.T, brokers []string) driver.Backend {
 
 func TestConformance(t *testing.T) {
 	drivertest.Run(t, drivertest.Harness{
-		Name:       "franz",
-		NewBackend: testBackend,
+		Name:         "franz",
+		NewBackend:   testBackend,
+		Transactions: true,
 		CheckAs: func(t *testing.T, c *consumer.Consumer, p *producer.Producer) {
 			var cl *kgo.Client
 			require.True(t, c.As(&cl), "a franz consumer exposes its *kgo.Client")

@@ -344,3 +344,21 @@ func (c *Cluster) HoldFirstGeneration(group string, members int) {
 		return nil, nil, false
 	})
 }
+
+// DeleteRecords deletes the records of topic's partition before offset
+// (Kafka's DeleteRecords: the log start offset moves to offset), as
+// retention would.
+func (c *Cluster) DeleteRecords(tb testing.TB, topic string, partition int32, offset int64) {
+	tb.Helper()
+	ctx, cancel := ctxFor(tb)
+	defer cancel()
+	var os kadm.Offsets
+	os.AddOffset(topic, partition, offset, -1)
+	resp, err := c.adm.DeleteRecords(ctx, os)
+	if err == nil {
+		err = resp.Error()
+	}
+	if err != nil {
+		tb.Fatalf("testcluster: delete records of %s/%d before %d: %v", topic, partition, offset, err)
+	}
+}
