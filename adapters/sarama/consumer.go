@@ -1,9 +1,12 @@
 package polysarama
 
 // The consumer runs sarama's ConsumerGroup.Consume in a loop on its own
-// goroutine. Each session's handler applies the portable layer's start
-// offsets in Setup, copies each claim's messages into a per-partition queue
-// that Fetch drains, and reports the end of the session from Cleanup.
+// goroutine, for group membership only. Records come from a second
+// sarama.Consumer on the same client: each session's ConsumeClaim runs one
+// partition consumer of its own, started exactly at the offset the portable
+// layer decided in Setup and restarted at will (Seek, Pause/Resume), which
+// sarama's claims cannot do. It copies the messages into a per-partition
+// queue that Fetch drains.
 
 import (
 	"context"
@@ -20,11 +23,11 @@ import (
 )
 
 // queueLimit is how many messages of one partition wait for Fetch before
-// the claim stops reading from sarama (which then stops fetching once its
-// own channel buffer is full).
+// the partition's pump stops reading from sarama (which then stops
+// fetching once its own channel buffer is full).
 const queueLimit = 1024
 
-// claimBatch is how many messages a claim moves into its queue at once.
+// claimBatch is how many messages a pump moves into its queue at once.
 const claimBatch = 256
 
 type consumer struct {
@@ -32,10 +35,12 @@ type consumer struct {
 	log        *slog.Logger
 	client     sarama.Client
 	cg         sarama.ConsumerGroup
+	pcons      sarama.Consumer // the partition consumers that fetch records
 	strat      *strategy
 	instanceID string
 	hookWait   time.Duration // bound on a Revoked or Lost call
 	backoff    time.Duration // wait before re-entering Consume after an error
+	retries    int           // sarama's Metadata.Retry.Max, for starting a partition
 	unlog      func()
 	calls      inflight
 
@@ -58,19 +63,25 @@ type consumer struct {
 	paused     map[polykafka.TopicPartition]bool
 }
 
-// partState is one assigned partition of the current session.
+// partState is one assigned partition of the current session. Its fields
+// are guarded by consumer.mu.
 type partState struct {
 	tp      polykafka.TopicPartition
-	failed  bool // Assigned failed: never handed out
-	owned   bool // false once the session ends
+	failed  bool  // Assigned failed: never fetched
+	owned   bool  // false once the session ends
+	paused  bool  // Pause: not fetched, nothing queued
+	next    int64 // where fetching (re)starts: the offset after the last record Fetch returned, or a Seek
+	epoch   int   // bumped by every restart; messages of an older epoch are dropped
 	inReady bool
 	msgs    []*sarama.ConsumerMessage
 	space   chan struct{} // capacity 1: Fetch took messages
+	ctl     chan struct{} // capacity 1: restart (Seek, Pause, Resume)
 }
 
 var (
 	_ driver.Consumer    = (*consumer)(nil)
 	_ driver.Pauser      = (*consumer)(nil)
+	_ driver.Seeker      = (*consumer)(nil)
 	_ driver.GroupMember = (*consumer)(nil)
 )
 
@@ -87,15 +98,26 @@ func (b *Backend) OpenConsumer(ctx context.Context, cfg driver.ConsumerConfig) (
 		strat:    newStrategy(cfg.Logger),
 		hookWait: sc.Consumer.Group.Rebalance.Timeout,
 		backoff:  sc.Consumer.Group.Rebalance.Retry.Backoff,
+		retries:  sc.Metadata.Retry.Max,
 		loopDone: make(chan struct{}),
 		errsDone: make(chan struct{}),
 		avail:    make(chan struct{}, 1),
 		parts:    make(map[polykafka.TopicPartition]*partState),
 		paused:   make(map[polykafka.TopicPartition]bool),
 	}
+	def := sarama.NewConfig()
+	// Consumers read the metadata of their topics only, and creating the
+	// client then needs no reachable broker (the portable layer's first
+	// request, PartitionCounts, is bounded by its context).
+	if sc.Metadata.Full == def.Metadata.Full {
+		sc.Metadata.Full = false
+	}
 	sc.Consumer.Offsets.AutoCommit.Enable = false
-	sc.Consumer.Group.ResetInvalidOffsets = false
 	sc.Consumer.Return.Errors = true
+	// The session's own claims are never read (see ConsumeClaim): they
+	// start where fetching them costs least, and never fail a session.
+	sc.Consumer.Offsets.Initial = sarama.OffsetNewest
+	sc.Consumer.Group.ResetInvalidOffsets = true
 	sc.Consumer.Group.Rebalance.Strategy = nil //nolint:staticcheck // cleared so that GroupStrategies is used
 	sc.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{c.strat}
 	sc.Consumer.IsolationLevel = sarama.ReadUncommitted
@@ -116,7 +138,14 @@ func (b *Backend) OpenConsumer(ctx context.Context, cfg driver.ConsumerConfig) (
 		c.unlog()
 		return nil, polykafka.NewError(errorCode(err), op, "", err)
 	}
-	c.client, c.cg = cl, cg
+	pcons, err := sarama.NewConsumerFromClient(cl)
+	if err != nil {
+		_ = cg.Close()
+		_ = cl.Close()
+		c.unlog()
+		return nil, polykafka.NewError(errorCode(err), op, "", err)
+	}
+	c.client, c.cg, c.pcons = cl, cg, pcons
 	c.strat.setClient(cl)
 	c.life, c.lifeCancel = context.WithCancel(context.Background())
 	c.runCtx, c.runCancel = context.WithCancel(c.life)
@@ -158,13 +187,16 @@ func (c *consumer) run() {
 	}
 }
 
-// drainErrors moves sarama's errors (Consumer.Return.Errors) to Fetch.
+// drainErrors moves the group's errors (join, heartbeat) to Fetch. Errors
+// of single partitions come from the session's unused claims and offset
+// managers: the partition consumers that fetch records report their own.
 func (c *consumer) drainErrors() {
 	defer close(c.errsDone)
 	for err := range c.cg.Errors() {
 		var ce *sarama.ConsumerError
 		if errors.As(err, &ce) && ce.Topic != "" && ce.Partition >= 0 {
-			err = &driver.PartitionError{TopicPartition: polykafka.TopicPartition{Topic: ce.Topic, Partition: ce.Partition}, Err: ce.Err}
+			c.log.Debug("polysarama: error of an unused group claim", "err", err)
+			continue
 		}
 		c.pushErr(err)
 	}
@@ -184,16 +216,22 @@ func (c *consumer) signal() {
 	}
 }
 
+func kick(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
 // handler is the sarama.ConsumerGroupHandler of every session.
 type handler struct{ c *consumer }
 
-// Setup asks the portable layer where each claimed partition starts and
-// moves the session's offset managers there: the claims start at
-// NextOffset, read after Setup returns (consumer_group_session.go consume).
-// ResetOffset only moves back and MarkOffset only forward, so calling both
-// sets exactly the decided offset. With auto-commit off, these marks are
-// never flushed to Kafka: the decided position was committed (with its
-// metadata) by the portable layer itself.
+// Setup asks the portable layer where each claimed partition starts. The
+// claims' partition consumers start only after Setup returns, and the
+// adapter's own start exactly at the decided offsets (ConsumeClaim). The
+// session's offset managers are left alone: auto-commit is off and the
+// adapter never calls the session's Commit, so they never write, and the
+// decided position was committed, with its metadata, by the portable layer.
 func (h handler) Setup(sess sarama.ConsumerGroupSession) error {
 	c := h.c
 	var tps []polykafka.TopicPartition
@@ -215,7 +253,7 @@ func (h handler) Setup(sess sarama.ConsumerGroupSession) error {
 	parts := make(map[polykafka.TopicPartition]*partState, len(tps))
 	var missing []polykafka.TopicPartition
 	for _, tp := range tps {
-		ps := &partState{tp: tp, owned: true, space: make(chan struct{}, 1)}
+		ps := &partState{tp: tp, owned: true, space: make(chan struct{}, 1), ctl: make(chan struct{}, 1)}
 		parts[tp] = ps
 		if err != nil {
 			ps.failed = true
@@ -227,10 +265,12 @@ func (h handler) Setup(sess sarama.ConsumerGroupSession) error {
 			missing = append(missing, tp)
 			continue
 		}
-		sess.ResetOffset(tp.Topic, tp.Partition, o.Offset, o.Metadata)
-		sess.MarkOffset(tp.Topic, tp.Partition, o.Offset, o.Metadata)
+		ps.next = o.Offset
 	}
 	c.mu.Lock()
+	for tp, ps := range parts {
+		ps.paused = c.paused[tp]
+	}
 	c.parts = parts
 	c.mu.Unlock()
 	if len(missing) > 0 {
@@ -239,41 +279,75 @@ func (h handler) Setup(sess sarama.ConsumerGroupSession) error {
 	return nil
 }
 
-// ConsumeClaim moves the claim's messages to the partition's queue until
-// the session ends. It never returns before that: a ConsumeClaim that
-// returns ends the whole session (consumer_group_session.go startClaim).
+// ConsumeClaim pauses the session's own claim (sarama started it at the
+// offset manager's position, not the decided one) and runs the partition's
+// pump until the session ends. It never returns before that: a
+// ConsumeClaim that returns ends the whole session (consumer_group_session.go
+// startClaim).
 func (h handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
 	c := h.c
 	tp := polykafka.TopicPartition{Topic: claim.Topic(), Partition: claim.Partition()}
-	done := sess.Context().Done()
+	c.cg.Pause(map[string][]int32{tp.Topic: {tp.Partition}})
 	c.mu.Lock()
 	ps := c.parts[tp]
-	paused := c.paused[tp]
 	c.mu.Unlock()
 	if ps == nil || ps.failed {
-		// Never fetched: sarama started the claim anyway; stop it.
-		c.cg.Pause(map[string][]int32{tp.Topic: {tp.Partition}})
-		<-done
+		<-sess.Context().Done()
 		return nil
 	}
-	// sarama keeps a partition's pause state across sessions
-	// (consumer.go addChild): set it to the adapter's.
-	if paused {
-		c.cg.Pause(map[string][]int32{tp.Topic: {tp.Partition}})
-	} else {
-		c.cg.Resume(map[string][]int32{tp.Topic: {tp.Partition}})
+	c.pump(sess.Context().Done(), ps)
+	return nil
+}
+
+// pump runs the partition consumer of ps, restarting it when asked (Seek,
+// Pause, Resume), until done.
+func (c *consumer) pump(done <-chan struct{}, ps *partState) {
+	var pc sarama.PartitionConsumer
+	var msgs <-chan *sarama.ConsumerMessage
+	var errs <-chan *sarama.ConsumerError
+	var epoch int
+	stop := func() {
+		if pc != nil {
+			_ = pc.Close() // drains its errors; messages are dropped
+			pc, msgs, errs = nil, nil, nil
+		}
 	}
-	msgs := claim.Messages()
+	defer stop()
+	restart := func() {
+		stop()
+		c.mu.Lock()
+		paused, next := ps.paused, ps.next
+		epoch = ps.epoch
+		c.mu.Unlock()
+		if paused {
+			return
+		}
+		pc = c.startPartition(done, ps.tp, next)
+		if pc != nil {
+			msgs, errs = pc.Messages(), pc.Errors()
+		}
+	}
+	restart()
 	batch := make([]*sarama.ConsumerMessage, 0, claimBatch)
 	for {
 		select {
+		case <-done:
+			return
+		case <-ps.ctl:
+			restart()
+		case e, ok := <-errs:
+			if !ok {
+				errs = nil
+				continue
+			}
+			c.pushErr(&driver.PartitionError{TopicPartition: ps.tp, Err: e.Err})
 		case m, ok := <-msgs:
 			if !ok {
-				// sarama stopped this partition (for example out of
-				// range; the error went to Errors). Not fetched again
-				// until the next session.
-				<-done
-				return nil
+				// sarama stopped this partition (out of range: the error
+				// is on errs). Not fetched again until Seek or the next
+				// session.
+				msgs = nil
+				continue
 			}
 			batch = append(batch[:0], m)
 		more:
@@ -288,22 +362,48 @@ func (h handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Con
 					break more
 				}
 			}
-			if !c.enqueue(ps, batch, done) {
-				return nil
-			}
-		case <-done:
-			return nil
+			c.enqueue(ps, epoch, batch, done)
 		}
 	}
 }
 
-// enqueue appends batch to ps's queue and waits while the queue is full.
-// It returns false when the session ended.
-func (c *consumer) enqueue(ps *partState, batch []*sarama.ConsumerMessage, done <-chan struct{}) bool {
+// startPartition starts a partition consumer of tp at offset. Like
+// sarama's own claims (consumer_group_session.go newClaimWithRetry), it
+// retries transient leadership errors after a metadata refresh, up to
+// Metadata.Retry.Max times; any other error is reported, and the partition
+// is not fetched until Seek or the next session.
+func (c *consumer) startPartition(done <-chan struct{}, tp polykafka.TopicPartition, offset int64) sarama.PartitionConsumer {
+	for retries := c.retries; ; retries-- {
+		pc, err := c.pcons.ConsumePartition(tp.Topic, tp.Partition, offset)
+		if err == nil {
+			return pc
+		}
+		transient := errors.Is(err, sarama.ErrNotConnected) || errors.Is(err, sarama.ErrLeaderNotAvailable) ||
+			errors.Is(err, sarama.ErrNotLeaderForPartition) || errors.Is(err, sarama.ErrFencedLeaderEpoch) ||
+			errors.Is(err, sarama.ErrUnknownLeaderEpoch) || errors.Is(err, sarama.ErrReplicaNotAvailable)
+		if !transient || retries <= 0 {
+			c.pushErr(&driver.PartitionError{TopicPartition: tp, Err: err})
+			return nil
+		}
+		t := time.NewTimer(c.client.Config().Metadata.Retry.Backoff)
+		select {
+		case <-done:
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+		_ = c.client.RefreshMetadata(tp.Topic)
+	}
+}
+
+// enqueue appends batch (fetched in epoch) to ps's queue and waits while
+// the queue is full. A batch of an older epoch (ps was restarted since) is
+// dropped; the restart itself is signalled on ps.ctl.
+func (c *consumer) enqueue(ps *partState, epoch int, batch []*sarama.ConsumerMessage, done <-chan struct{}) {
 	c.mu.Lock()
-	if !ps.owned {
+	if !ps.owned || ps.epoch != epoch || ps.paused {
 		c.mu.Unlock()
-		return false
+		return
 	}
 	ps.msgs = append(ps.msgs, batch...)
 	if !ps.inReady {
@@ -317,24 +417,19 @@ func (c *consumer) enqueue(ps *partState, batch []*sarama.ConsumerMessage, done 
 		select {
 		case <-ps.space:
 		case <-done:
-			return false
+			return
 		}
 		c.mu.Lock()
-		full = ps.owned && len(ps.msgs) >= queueLimit
-		owned := ps.owned
+		full = ps.owned && ps.epoch == epoch && len(ps.msgs) >= queueLimit
 		c.mu.Unlock()
-		if !owned {
-			return false
-		}
 	}
-	return true
 }
 
 // Cleanup runs after every ConsumeClaim returned, before sarama releases
-// the session's offset managers and rejoins. It drops what Fetch has not
-// taken and tells the portable layer: Lost if the session ended because
-// the coordinator no longer knows this member or generation, Revoked
-// otherwise (sarama has no other signal to tell them apart).
+// the session and rejoins. It drops what Fetch has not taken and tells the
+// portable layer: Lost if the session ended because the coordinator no
+// longer knows this member or generation (or heartbeats failed), Revoked
+// otherwise.
 func (h handler) Cleanup(sess sarama.ConsumerGroupSession) error {
 	c := h.c
 	c.mu.Lock()
@@ -343,10 +438,7 @@ func (h handler) Cleanup(sess sarama.ConsumerGroupSession) error {
 		tps = append(tps, tp)
 		ps.owned = false
 		ps.msgs = nil
-		select {
-		case ps.space <- struct{}{}:
-		default:
-		}
+		kick(ps.space)
 	}
 	c.ready = c.ready[:0]
 	c.mu.Unlock()
@@ -400,7 +492,7 @@ func (c *consumer) take(max int, buf []polykafka.Record) ([]polykafka.Record, er
 	}
 	kept := c.ready[:0]
 	for i, ps := range c.ready {
-		if len(out) >= max || !ps.owned || c.paused[ps.tp] {
+		if len(out) >= max || !ps.owned || ps.paused {
 			if ps.owned && len(ps.msgs) > 0 {
 				kept = append(kept, c.ready[i])
 			} else {
@@ -408,10 +500,15 @@ func (c *consumer) take(max int, buf []polykafka.Record) ([]polykafka.Record, er
 			}
 			continue
 		}
+		if len(ps.msgs) == 0 { // emptied by a restart
+			ps.inReady = false
+			continue
+		}
 		n := min(len(ps.msgs), max-len(out))
 		for _, m := range ps.msgs[:n] {
 			out = append(out, toRecord(m))
 		}
+		ps.next = ps.msgs[n-1].Offset + 1
 		clear(ps.msgs[:n])
 		ps.msgs = ps.msgs[n:]
 		if len(ps.msgs) == 0 {
@@ -689,27 +786,56 @@ func (c *consumer) Rejoin(_ context.Context, counts map[string]int32) error {
 	return nil
 }
 
-// Pause implements driver.Pauser. Queued records of paused partitions stay
-// queued until Resume.
+// Pause implements driver.Pauser: the partition's consumer stops, and
+// what it fetched but Fetch did not return is dropped; Resume starts it
+// again after the last record Fetch returned.
 func (c *consumer) Pause(_ context.Context, tps []polykafka.TopicPartition) error {
-	c.mu.Lock()
-	for _, tp := range tps {
-		c.paused[tp] = true
-	}
-	c.mu.Unlock()
-	c.cg.Pause(byTopic(tps))
+	c.setPaused(tps, true)
 	return nil
 }
 
 // Resume implements driver.Pauser.
 func (c *consumer) Resume(_ context.Context, tps []polykafka.TopicPartition) error {
+	c.setPaused(tps, false)
+	return nil
+}
+
+func (c *consumer) setPaused(tps []polykafka.TopicPartition, paused bool) {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	for _, tp := range tps {
-		delete(c.paused, tp)
+		if paused {
+			c.paused[tp] = true
+		} else {
+			delete(c.paused, tp)
+		}
+		if ps := c.parts[tp]; ps != nil && ps.paused != paused {
+			ps.paused = paused
+			c.restartLocked(ps)
+		}
 	}
-	c.mu.Unlock()
-	c.cg.Resume(byTopic(tps))
-	c.signal()
+}
+
+// restartLocked drops ps's queue and makes its pump start over at ps.next.
+func (c *consumer) restartLocked(ps *partState) {
+	ps.epoch++
+	ps.msgs = nil
+	kick(ps.ctl)
+	kick(ps.space)
+}
+
+// Seek implements driver.Seeker: each partition's consumer starts over at
+// its offset; what was fetched before and not yet returned is dropped.
+// Partitions not assigned are ignored.
+func (c *consumer) Seek(_ context.Context, offsets map[polykafka.TopicPartition]int64) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for tp, off := range offsets {
+		if ps := c.parts[tp]; ps != nil && ps.owned && !ps.failed {
+			ps.next = off
+			c.restartLocked(ps)
+		}
+	}
 	return nil
 }
 
@@ -766,6 +892,9 @@ func (c *consumer) Close(ctx context.Context) error {
 		}
 	case <-ctx.Done():
 		err = ctx.Err()
+	}
+	if cerr := c.pcons.Close(); cerr != nil && err == nil {
+		err = cerr
 	}
 	if cerr := c.client.Close(); cerr != nil && err == nil && !errors.Is(cerr, sarama.ErrClosedClient) {
 		err = cerr

@@ -28,19 +28,31 @@
 // fencing of transactional offset commits needs 2.5), or to 2.1 or 2.2 for
 // those clusters.
 //
-// Consumers override, whatever the Config says, because polykafka's
-// guarantees depend on them:
+// Consumers use sarama's ConsumerGroup for membership (join, sync,
+// heartbeats, leave) and a second sarama.Consumer on the same client for
+// records: each assigned partition gets a partition consumer started
+// exactly at the offset the portable layer decided, which the adapter can
+// restart (Seek, Pause/Resume). The group session's own claims are paused
+// at once and never read. Consumers override, whatever the Config says,
+// because polykafka's guarantees depend on them:
 //
 //   - Consumer.Offsets.AutoCommit.Enable = false: every commit is made by the
 //     portable layer through an OffsetCommit request carrying its metadata,
-//     so sarama's offset managers never flush (they would erase the baseline
+//     so sarama's offset managers never write (they would erase the baseline
 //     in the commit metadata).
-//   - Consumer.Group.ResetInvalidOffsets = false: a start offset outside the
-//     log is reported, never reset by sarama's Offsets.Initial.
+//   - Consumer.Offsets.Initial = sarama.OffsetNewest and
+//     Consumer.Group.ResetInvalidOffsets = true: these only place the
+//     session's unused claims (where reading them costs least, and so that
+//     an invalid commit never fails a session); no record is ever read from
+//     a position they chose.
 //   - Consumer.Return.Errors = true: errors reach Fetch.
 //   - Consumer.Group.Rebalance.GroupStrategies = the eager "range" strategy
 //     wrapped (see "Group protocol"), Consumer.Group.Rebalance.Strategy = nil.
 //   - Consumer.IsolationLevel from consumer.Options.
+//
+// Consumers and producers set Metadata.Full = false if it has its default
+// (true): a client needs the metadata of its own topics only, and creating
+// it then needs no reachable broker.
 //
 // Producers: the portable producer options set RequiredAcks, Idempotent
 // (with Net.MaxOpenRequests = 1, which sarama requires for it),
@@ -98,13 +110,15 @@
 //
 // # Limitations
 //
-//   - sarama cannot seek a consumer group claim: the consumer is not a
-//     driver.Seeker, so the portable layer applies a mid-stream out-of-range
-//     policy by committing and rebalancing.
-//   - sarama's partition consumer for a partition whose start decision
-//     failed is created (sarama starts a claim for every assigned
-//     partition) and paused at once; it may fetch one batch into sarama's
-//     buffer, which is never handed out.
+//   - sarama starts a claim for every assigned partition, at its offset
+//     manager's position, before the adapter can pause it: each session may
+//     fetch one batch per partition that is never read.
+//   - sarama cannot tell a lost assignment from a revoked one; the adapter
+//     calls Lost when the session ended because the coordinator refused
+//     the member or generation (UNKNOWN_MEMBER_ID, ILLEGAL_GENERATION,
+//     FENCED_INSTANCE_ID) or heartbeats failed, and Revoked otherwise.
+//   - Rejoin ends the current session; with the eager protocol every
+//     member then gives up all its partitions until the new generation.
 //   - Flush does nothing: sarama sends what it buffers within
 //     Producer.Flush.Frequency (Linger) on its own.
 //   - A producer's Close waits for sarama to send what it still buffers; if
@@ -215,6 +229,10 @@ func (b *Backend) newClient(ctx context.Context, op string, cfg *sarama.Config) 
 				_ = r.cl.Close()
 			}
 		}()
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			// Still errors.Is(err, context.DeadlineExceeded).
+			return nil, &polykafka.Error{Code: polykafka.Unavailable, Op: op, Msg: "no broker answered before the deadline", Err: ctx.Err()}
+		}
 		return nil, ctx.Err()
 	}
 }

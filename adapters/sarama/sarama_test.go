@@ -39,8 +39,9 @@ func testBackend(_ *testing.T, brokers []string) driver.Backend {
 
 func TestConformance(t *testing.T) {
 	drivertest.Run(t, drivertest.Harness{
-		Name:       "sarama",
-		NewBackend: testBackend,
+		Name:         "sarama",
+		NewBackend:   testBackend,
+		Transactions: true,
 		CheckAs: func(t *testing.T, c *consumer.Consumer, p *producer.Producer) {
 			var cl sarama.Client
 			require.True(t, c.As(&cl), "a sarama consumer exposes its sarama.Client")
