@@ -315,12 +315,19 @@ func BenchmarkConsume(b *testing.B) {
 		cancel()
 	})
 
-	b.Run("polykafka", func(b *testing.B) {
+	b.Run("polykafka", func(b *testing.B) { benchPortableConsume(b, tc, false) })
+	// With ReuseRecords the portable layer reuses one *Record per handler
+	// call (the handler may not keep it past its return).
+	b.Run("polykafka-reuse", func(b *testing.B) { benchPortableConsume(b, tc, true) })
+}
+
+func benchPortableConsume(b *testing.B, tc *testcluster.Cluster, reuse bool) {
+	{
 		topic := fillTopic(b, tc, b.N)
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
 		c, err := consumer.New(ctx, polysarama.New(polykafka.Connection{Brokers: tc.Brokers()}, nil), tc.Group(b), []string{topic},
-			&consumer.Options{Initial: discovery.Earliest})
+			&consumer.Options{Initial: discovery.Earliest, ReuseRecords: reuse})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -353,5 +360,5 @@ func BenchmarkConsume(b *testing.B) {
 		if count != b.N {
 			b.Fatalf("consumed %d records, want %d", count, b.N)
 		}
-	})
+	}
 }

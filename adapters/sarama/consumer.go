@@ -510,11 +510,11 @@ func (c *consumer) take(max int, buf []polykafka.Record) ([]polykafka.Record, er
 		}
 		ps.next = ps.msgs[n-1].Offset + 1
 		clear(ps.msgs[:n])
-		ps.msgs = ps.msgs[n:]
-		if len(ps.msgs) == 0 {
-			ps.msgs = nil
+		if n == len(ps.msgs) {
+			ps.msgs = ps.msgs[:0] // keep the array for the next batches
 			ps.inReady = false
 		} else {
+			ps.msgs = ps.msgs[n:]
 			kept = append(kept, ps)
 		}
 		select {
