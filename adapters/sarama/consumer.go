@@ -873,6 +873,7 @@ func (c *consumer) Close(ctx context.Context) error {
 	}
 	c.closed = true
 	c.mu.Unlock()
+	c.signal() // a Fetch waiting returns errClosed
 	stop := context.AfterFunc(ctx, c.lifeCancel)
 	defer stop()
 	c.runCancel()

@@ -548,3 +548,47 @@ func TestPartitionerMatchesKeyPartition(t *testing.T) {
 		}
 	}
 }
+
+func TestConsumerSeekAndPause(t *testing.T) {
+	t.Parallel()
+	cl := testcluster.New(t)
+	topic, group := cl.Topic(t, 1), cl.Group(t)
+	tp := polykafka.TopicPartition{Topic: topic}
+	produceN(t, cl, topic, 0, 10, "a")
+	h := &testHandler{}
+	c := openConsumer(t, newTestBackend(cl.Brokers()), group, []string{topic}, h)
+	rs := fetchN(t, c, 10, 20*time.Second)
+	require.Len(t, rs, 10)
+
+	require.NoError(t, c.(driver.Seeker).Seek(ctxT(t, time.Second), map[polykafka.TopicPartition]int64{tp: 4}))
+	rs = fetchN(t, c, 6, 20*time.Second)
+	require.Len(t, rs, 6, "after Seek the partition is read again from the offset")
+	assert.Equal(t, int64(4), rs[0].Offset, "Seek restarts exactly at its offset")
+
+	p := c.(driver.Pauser)
+	require.NoError(t, p.Pause(ctxT(t, time.Second), []polykafka.TopicPartition{tp}))
+	produceN(t, cl, topic, 0, 5, "b") // offsets 10..14
+	assert.Empty(t, fetchN(t, c, 1, time.Second), "a paused partition hands out nothing")
+	require.NoError(t, p.Resume(ctxT(t, time.Second), []polykafka.TopicPartition{tp}))
+	rs = fetchN(t, c, 5, 20*time.Second)
+	require.Len(t, rs, 5)
+	assert.Equal(t, int64(10), rs[0].Offset, "Resume goes on after the last record Fetch returned")
+
+	// Out of range: report once, then Seek brings the partition back.
+	require.NoError(t, c.(driver.Seeker).Seek(ctxT(t, time.Second), map[polykafka.TopicPartition]int64{tp: 1000}))
+	ctx := ctxT(t, 20*time.Second)
+	var oor error
+	for oor == nil && ctx.Err() == nil {
+		rs, err := c.Fetch(ctx, 10, nil)
+		require.Empty(t, rs)
+		if parts, _ := driver.PartitionErrors(err); len(parts) > 0 {
+			oor = parts[0]
+		}
+	}
+	require.Error(t, oor)
+	assert.Equal(t, polykafka.OffsetOutOfRange, c.ErrorCode(oor), "%v", oor)
+	require.NoError(t, c.(driver.Seeker).Seek(ctxT(t, time.Second), map[polykafka.TopicPartition]int64{tp: 14}))
+	rs = fetchN(t, c, 1, 20*time.Second)
+	require.Len(t, rs, 1)
+	assert.Equal(t, int64(14), rs[0].Offset)
+}
