@@ -5,6 +5,7 @@ module github.com/polykafka/polykafka
 go 1.26.0
 
 require (
+	github.com/IBM/sarama v1.61.1
 	github.com/stretchr/testify v1.12.1
 	github.com/twmb/franz-go v1.22.2
 	github.com/twmb/franz-go/pkg/kadm v1.19.0
@@ -14,8 +15,6 @@ require (
 	// goroutine outlives Close.
 	go.uber.org/goleak v1.3.0
 )
-
-require github.com/IBM/sarama v1.61.1
 
 require (
 	github.com/davecgh/go-spew v1.1.1 // indirect
