@@ -119,6 +119,11 @@
 //     FENCED_INSTANCE_ID) or heartbeats failed, and Revoked otherwise.
 //   - Rejoin ends the current session; with the eager protocol every
 //     member then gives up all its partitions until the new generation.
+//   - An idempotent sarama producer sends InitProducerId when it is
+//     created, so the adapter creates it in the background: opening a
+//     producer needs no broker, a Produce waits for it (within its
+//     context), a failed creation is tried again by the next Produce, and
+//     Producer.As(*sarama.AsyncProducer) waits for it.
 //   - Flush does nothing: sarama sends what it buffers within
 //     Producer.Flush.Frequency (Linger) on its own.
 //   - A producer's Close waits for sarama to send what it still buffers; if
