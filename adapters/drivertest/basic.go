@@ -406,9 +406,9 @@ func testUseAfterClose(t *testing.T, e *env) {
 	require.NoError(t, first, "%s: consumer Close", e.rule)
 	assert.Equal(t, first, c.Close(), "%s: a second consumer Close returns the first's result", e.rule)
 
-	handler := func(context.Context, *polykafka.Record) error { return nil }
+	handler := func(context.Context, polykafka.Record) error { return nil }
 	requireCode(t, e, c.Run(ctx, handler), polykafka.Closed, "consumer Run after Close")
-	requireCode(t, e, c.RunBatch(ctx, func(context.Context, []*polykafka.Record) error { return nil }), polykafka.Closed, "consumer RunBatch after Close")
+	requireCode(t, e, c.RunBatch(ctx, func(context.Context, []polykafka.Record) error { return nil }), polykafka.Closed, "consumer RunBatch after Close")
 	recs, err := c.Poll(ctx)
 	assert.Empty(t, recs, "%s: Poll after Close returns no records", e.rule)
 	requireCode(t, e, err, polykafka.Closed, "consumer Poll after Close")

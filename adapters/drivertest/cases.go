@@ -21,7 +21,7 @@ func cases() []testCase {
 		{"HandlerErrorStopsCommits", "a handler error stops the consumer and nothing at or after the failed record is committed", testHandlerError},
 		{"HandlerRetryBacksOff", "with OnError.Retry a failed record is retried until it succeeds and the consumer goes on; after MaxAttempts failures it stops", testHandlerRetry},
 		{"HandlerPanicStopsCommits", "a handler panic is an error: the consumer stops and the record is not committed", testHandlerPanic},
-		{"ReuseRecordsDeliversEveryRecordOnce", "with ReuseRecords every record reaches the handler once, with its own key and value", testReuseRecords},
+		{"RecordsKeptByHandlerStayIntact", "every record reaches the handler once, and a record the handler keeps keeps its own key and value while the consumer reuses its buffer", testRecordsKept},
 		{"InitialLatestSkipsHistory", "a new group with Initial=latest reads only records produced after its start decisions", testInitialLatest},
 		{"InitialEarliestReadsHistory", "a new group with Initial=earliest reads the whole history", testInitialEarliest},
 

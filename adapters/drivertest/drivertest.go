@@ -159,16 +159,15 @@ func newSink() *sink {
 	return &sink{recs: make(map[polykafka.TopicPartition][]polykafka.Record), count: make(map[string]int)}
 }
 
-func (s *sink) add(r *polykafka.Record) {
+func (s *sink) add(r polykafka.Record) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	cp := *r
-	s.recs[r.TopicPartition()] = append(s.recs[r.TopicPartition()], cp)
+	s.recs[r.TopicPartition()] = append(s.recs[r.TopicPartition()], r)
 	s.count[fmt.Sprintf("%s@%d", r.TopicPartition(), r.Offset)]++
 }
 
 // handler records every record it is given and returns nil.
-func (s *sink) handler(_ context.Context, r *polykafka.Record) error {
+func (s *sink) handler(_ context.Context, r polykafka.Record) error {
 	s.add(r)
 	return nil
 }

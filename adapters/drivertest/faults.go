@@ -81,7 +81,7 @@ func testCancelledContext(t *testing.T, e *env) {
 	c := e.newConsumer(group, []string{topic}, nil)
 	_, err = c.Poll(ctx)
 	assert.ErrorIs(t, err, context.Canceled, "%s: Poll with a cancelled context", e.rule)
-	assert.NoError(t, c.Run(ctx, func(context.Context, *polykafka.Record) error { return nil }),
+	assert.NoError(t, c.Run(ctx, func(context.Context, polykafka.Record) error { return nil }),
 		"%s: Run with a cancelled context returns nil at once", e.rule)
 }
 

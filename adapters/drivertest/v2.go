@@ -197,7 +197,7 @@ func union(ss ...*sink) *sink {
 		s.mu.Lock()
 		for _, rs := range s.recs {
 			for i := range rs {
-				out.add(&rs[i])
+				out.add(rs[i])
 			}
 		}
 		s.mu.Unlock()
@@ -252,7 +252,7 @@ func testRunBatch(t *testing.T, e *env) {
 	t.Cleanup(cancel)
 	done := make(chan error, 1)
 	go func() {
-		done <- c.RunBatch(ctx, func(_ context.Context, rs []*polykafka.Record) error {
+		done <- c.RunBatch(ctx, func(_ context.Context, rs []polykafka.Record) error {
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
@@ -294,7 +294,7 @@ func testRunBatch(t *testing.T, e *env) {
 	c2 := e.newConsumer(group2, []string{topic}, &consumer.Options{Initial: discovery.Earliest, MaxPollRecords: 7})
 	var failedFirst atomic.Int64
 	failedFirst.Store(-1)
-	err := c2.RunBatch(e.ctx(wait), func(_ context.Context, rs []*polykafka.Record) error {
+	err := c2.RunBatch(e.ctx(wait), func(_ context.Context, rs []polykafka.Record) error {
 		if rs[0].Partition == 0 && rs[len(rs)-1].Offset >= 20 {
 			failedFirst.Store(rs[0].Offset)
 			return errHandler
@@ -431,7 +431,7 @@ func testCloseInsideHandler(t *testing.T, e *env) {
 		took time.Duration
 	}
 	res := make(chan result, 1)
-	e.run(c, func(context.Context, *polykafka.Record) error {
+	e.run(c, func(context.Context, polykafka.Record) error {
 		start := time.Now()
 		err := c.Close()
 		select {
