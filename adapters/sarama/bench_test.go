@@ -315,19 +315,16 @@ func BenchmarkConsume(b *testing.B) {
 		cancel()
 	})
 
-	b.Run("polykafka", func(b *testing.B) { benchPortableConsume(b, tc, false) })
-	// With ReuseRecords the portable layer reuses one *Record per handler
-	// call (the handler may not keep it past its return).
-	b.Run("polykafka-reuse", func(b *testing.B) { benchPortableConsume(b, tc, true) })
+	b.Run("polykafka", func(b *testing.B) { benchPortableConsume(b, tc) })
 }
 
-func benchPortableConsume(b *testing.B, tc *testcluster.Cluster, reuse bool) {
+func benchPortableConsume(b *testing.B, tc *testcluster.Cluster) {
 	{
 		topic := fillTopic(b, tc, b.N)
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
 		c, err := consumer.New(ctx, polysarama.New(polykafka.Connection{Brokers: tc.Brokers()}, nil), tc.Group(b), []string{topic},
-			&consumer.Options{Initial: discovery.Earliest, ReuseRecords: reuse})
+			&consumer.Options{Initial: discovery.Earliest})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -342,7 +339,7 @@ func benchPortableConsume(b *testing.B, tc *testcluster.Cluster, reuse bool) {
 		b.ResetTimer()
 		var m measure
 		count := 0
-		err = c.Run(runCtx, func(_ context.Context, r *polykafka.Record) error {
+		err = c.Run(runCtx, func(_ context.Context, _ polykafka.Record) error {
 			count++
 			if count == 1 {
 				m.begin()
