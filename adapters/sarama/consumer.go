@@ -594,7 +594,7 @@ func (c *consumer) Commit(ctx context.Context, offsets map[polykafka.TopicPartit
 		if err != nil {
 			return err
 		}
-		resp, err := br.CommitOffset(req)
+		resp, err := send(br, br.CommitOffset, req)
 		if err != nil {
 			_ = br.Close()
 			return err
@@ -638,7 +638,7 @@ func (c *consumer) Committed(ctx context.Context, topics []string) (map[polykafk
 			return err
 		}
 		req := sarama.NewOffsetFetchRequest(c.client.Config().Version, c.cfg.Group, nil)
-		resp, err := br.FetchOffset(req)
+		resp, err := send(br, br.FetchOffset, req)
 		if err != nil {
 			_ = br.Close()
 			return err
@@ -720,7 +720,7 @@ func listOffsets(ctx context.Context, f *inflight, cl sarama.Client, iso sarama.
 		var errs []error
 		for _, g := range groups {
 			wg.Go(func() {
-				resp, err := g.br.GetAvailableOffsets(g.req)
+				resp, err := send(g.br, g.br.GetAvailableOffsets, g.req)
 				mu.Lock()
 				defer mu.Unlock()
 				if err != nil {

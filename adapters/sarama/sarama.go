@@ -326,7 +326,7 @@ func partitionCounts(ctx context.Context, f *inflight, cl sarama.Client, topics 
 		}
 		req := sarama.NewMetadataRequest(cl.Config().Version, topics)
 		req.AllowAutoTopicCreation = false
-		resp, err := br.GetMetadata(req)
+		resp, err := send(br, br.GetMetadata, req)
 		if err != nil {
 			// sarama's own callers close a broker whose request failed so
 			// that its next use reconnects.
@@ -350,4 +350,21 @@ func partitionCounts(ctx context.Context, f *inflight, cl sarama.Client, topics 
 		}
 	}
 	return out, nil
+}
+
+// send sends req to br with fn (one of br's request methods). sarama's
+// Broker.Open marks the broker opened before it takes the lock under which
+// it connects (broker.go Open), so a request racing a concurrent first
+// Open (the client's LeastLoadedBroker and Coordinator open brokers on
+// use) can fail with ErrNotConnected while the connection is being made.
+// Connected waits for that lock; if the broker is connected then, the
+// request is sent again, once.
+func send[Req, Resp any](br *sarama.Broker, fn func(Req) (Resp, error), req Req) (Resp, error) {
+	resp, err := fn(req)
+	if errors.Is(err, sarama.ErrNotConnected) {
+		if ok, _ := br.Connected(); ok {
+			return fn(req)
+		}
+	}
+	return resp, err
 }

@@ -1,6 +1,8 @@
 package polysarama_test
 
 import (
+	"fmt"
+	"os"
 	"testing"
 	"time"
 
@@ -18,12 +20,38 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
+	code := m.Run()
+	if code == 0 {
+		code = verifyNoLeaks()
+	}
+	os.Exit(code)
+}
+
+// verifyNoLeaks is goleak.VerifyTestMain with a longer wait: when
+// consumer.New fails it closes the driver in the background (bounded by
+// CloseTimeout), and a sarama consumer whose group is still joining finishes
+// its Close only once sarama's metadata retries for the missing topic end
+// (Metadata.Retry.Max x Metadata.Retry.Backoff, about 1s by default), longer
+// than goleak's own retries (about 0.5s).
+func verifyNoLeaks() int {
+	opts := []goleak.Option{
 		// go-metrics starts one process-wide meter goroutine the first
 		// time any sarama client registers a meter; it is never stopped
 		// and belongs to no client.
 		goleak.IgnoreTopFunction("github.com/rcrowley/go-metrics.(*meterArbiter).tick"),
-	)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		err := goleak.Find(opts...)
+		if err == nil {
+			return 0
+		}
+		if time.Now().After(deadline) {
+			fmt.Fprintf(os.Stderr, "goleak: Errors on successful test run: %v\n", err)
+			return 1
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // testBackend is the sarama backend with test timings only: a 250ms
