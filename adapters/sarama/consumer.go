@@ -146,6 +146,15 @@ func (b *Backend) OpenConsumer(ctx context.Context, cfg driver.ConsumerConfig) (
 		return nil, polykafka.NewError(errorCode(err), op, "", err)
 	}
 	c.client, c.cg, c.pcons = cl, cg, pcons
+	if err := warmUp(ctx, &c.calls, cl); err != nil {
+		// The warm-up request ends when sarama's Net timeouts expire or
+		// the connection closes.
+		_ = pcons.Close()
+		_ = cg.Close()
+		_ = cl.Close()
+		c.unlog()
+		return nil, deadlineError(op, err)
+	}
 	c.strat.setClient(cl)
 	c.life, c.lifeCancel = context.WithCancel(context.Background())
 	c.runCtx, c.runCancel = context.WithCancel(c.life)

@@ -137,6 +137,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"sync"
 	"syscall"
 
@@ -234,12 +235,18 @@ func (b *Backend) newClient(ctx context.Context, op string, cfg *sarama.Config) 
 				_ = r.cl.Close()
 			}
 		}()
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			// Still errors.Is(err, context.DeadlineExceeded).
-			return nil, &polykafka.Error{Code: polykafka.Unavailable, Op: op, Msg: "no broker answered before the deadline", Err: ctx.Err()}
-		}
-		return nil, ctx.Err()
+		return nil, deadlineError(op, ctx.Err())
 	}
+}
+
+// deadlineError is the error of an open whose context ended while it waited
+// for a broker: Unavailable for an expired deadline (still
+// errors.Is(err, context.DeadlineExceeded)), context.Canceled as it is.
+func deadlineError(op string, err error) error {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return &polykafka.Error{Code: polykafka.Unavailable, Op: op, Msg: "no broker answered before the deadline", Err: err}
+	}
+	return err
 }
 
 // errClosed is returned by calls on a closed consumer or producer.
@@ -353,18 +360,43 @@ func partitionCounts(ctx context.Context, f *inflight, cl sarama.Client, topics 
 }
 
 // send sends req to br with fn (one of br's request methods). sarama's
-// Broker.Open marks the broker opened before it takes the lock under which
-// it connects (broker.go Open), so a request racing a concurrent first
-// Open (the client's LeastLoadedBroker and Coordinator open brokers on
-// use) can fail with ErrNotConnected while the connection is being made.
-// Connected waits for that lock; if the broker is connected then, the
-// request is sent again, once.
+// Broker.Open marks the broker opened, then validates the config, and only
+// then takes the lock under which it connects (broker.go Open). The
+// client opens brokers on use (LeastLoadedBroker, Leader, Coordinator), so
+// a request racing another goroutine's first Open of the same broker can
+// take the lock first and fail with ErrNotConnected although the
+// connection is on its way. send then waits for that Open (Connected takes
+// the lock it holds while connecting) and sends once more.
 func send[Req, Resp any](br *sarama.Broker, fn func(Req) (Resp, error), req Req) (Resp, error) {
 	resp, err := fn(req)
-	if errors.Is(err, sarama.ErrNotConnected) {
-		if ok, _ := br.Connected(); ok {
+	if !errors.Is(err, sarama.ErrNotConnected) {
+		return resp, err
+	}
+	// The racing Open is between its flag and its lock for the time of a
+	// Config.Validate: yield until it holds the lock and has connected, or
+	// failed, or turns out not to exist.
+	for range 1000 {
+		ok, cerr := br.Connected()
+		if ok {
 			return fn(req)
 		}
+		if cerr != nil {
+			return resp, cerr
+		}
+		runtime.Gosched()
 	}
 	return resp, err
+}
+
+// warmUp connects the broker the client will use first before anything
+// else uses the client, so that no two goroutines race to open it (see
+// send). It waits within ctx; a broker that cannot be reached is left for
+// the first real request to report.
+func warmUp(ctx context.Context, f *inflight, cl sarama.Client) error {
+	return f.do(ctx, func() error {
+		if br := cl.LeastLoadedBroker(); br != nil {
+			_, _ = br.Connected()
+		}
+		return nil
+	})
 }
