@@ -450,6 +450,7 @@ func testInvalidOptions(t *testing.T, e *env) {
 		{name: "unknown NewPartitions kind", group: group, topics: []string{topic}, opts: &consumer.Options{NewPartitions: discovery.Policy{Kind: 99}}, field: "Options.NewPartitions"},
 		{name: "unknown commit mode", group: group, topics: []string{topic}, opts: &consumer.Options{Commit: 7}, field: "Options.Commit"},
 		{name: "non-hook", group: group, topics: []string{topic}, opts: &consumer.Options{Hooks: []any{42}}, field: "Options.Hooks[0]"},
+		{name: "MaxBackoff below Backoff", group: group, topics: []string{topic}, opts: &consumer.Options{OnError: consumer.ErrorPolicy{Retry: true, Backoff: time.Second, MaxBackoff: 500 * time.Millisecond}}, field: "Options.OnError.MaxBackoff"},
 	}
 	for _, tc := range consumerCases {
 		b := e.backend
@@ -478,6 +479,9 @@ func testInvalidOptions(t *testing.T, e *env) {
 		{name: "negative Linger", opts: &producer.Options{Linger: -1}, field: "Options.Linger"},
 		{name: "negative BatchBytes", opts: &producer.Options{BatchBytes: -1}, field: "Options.BatchBytes"},
 		{name: "negative CloseTimeout", opts: &producer.Options{CloseTimeout: -1}, field: "Options.CloseTimeout"},
+		{name: "unknown Idempotence", opts: &producer.Options{Idempotence: 9}, field: "Options.Idempotence"},
+		{name: "IdempotenceRequired with AcksLeader", opts: &producer.Options{Idempotence: producer.IdempotenceRequired, Acks: producer.AcksLeader}, field: "Options.Idempotence"},
+		{name: "TransactionalID with AcksLeader", opts: &producer.Options{TransactionalID: "tx", Acks: producer.AcksLeader}, field: "Options.TransactionalID"},
 	}
 	for _, tc := range producerCases {
 		b := e.backend

@@ -36,13 +36,15 @@ func cases() []testCase {
 		{"NilCallbackAndBadRecord", "SendAsync with a nil callback never panics, and still sends", testNilCallback},
 		{"ErrorsWrapOnce", "an error is wrapped once, keeps its class and names the operation", testErrorsWrapOnce},
 		{"CloseInsideHandlerFailsAtOnce", "Close from inside a handler fails at once with InvalidArgument instead of waiting CloseTimeout", testCloseInsideHandler},
+		{"CloseCommitsAfterHandlerOverrun", "a handler that overruns CloseTimeout makes Close say so, and Close still commits the records processed before it: each phase of Close has its own bound", testCloseAfterHandlerOverrun},
 		{"PauseUnassignedIsInvalid", "Pause and Resume of partitions not assigned fail with InvalidArgument; AwaitAssignment waits for the first assignment", testPauseUnassigned},
 
 		// Faults.
 		{"SilentBrokerFailsWithinDeadline", "against a broker that accepts connections and never answers, New returns an Unavailable error by its deadline", testSilentBroker},
-		{"BrokerUnavailableFailsWithinDeadline", "with no reachable broker, New and Send fail by their context's deadline and Close still runs every callback", testBrokerUnavailable},
+		{"BrokerUnavailableFailsWithinDeadline", "with no reachable broker, New and Send fail by their context's deadline (Send with an Unavailable error naming Send that still matches context.DeadlineExceeded), and Close still runs every callback, with an Unavailable error saying Close gave up (CloseTimeout), not Closed", testBrokerUnavailable},
 		{"StartDecisionCommitRetriedOnRebalancing", "a start decision whose commit is refused as rebalancing is decided again after a new rebalance; the consumer does not stop (in-process cluster only: needs fault injection)", testAssignCommitFails},
 		{"PartitionsLostThenRejoined", "a member whose session is lost gets HookLost, rejoins, and reads on with zero loss (in-process cluster only: needs fault injection)", testPartitionsLost},
+		{"LostCancelsCommitInFlight", "a member that loses its session while a Commit (1-minute deadline) waits on the store gets HookLost and reads on within seconds: Lost cancels the commit instead of waiting for it (in-process cluster only: needs fault injection)", testLostDuringCommit},
 		{"CancelledContextIsReturnedUnwrapped", "a cancelled context makes Send, New and Poll return context.Canceled itself", testCancelledContext},
 
 		// The start-offset guarantee.

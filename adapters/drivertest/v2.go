@@ -545,3 +545,84 @@ func testOneGrowthOneRebalance(t *testing.T, e *env) {
 	e.eventually(wait, func() bool { return gate.polls.Load() >= polls+3 }, "discovery stopped polling")
 	assert.Equal(t, before+1, ac.n.Load(), "%s: one growth causes one rebalance", e.rule)
 }
+
+// leaveWatch wraps a backend to record the highest offset its consumers
+// committed on partition 0 before the driver's Close (leaving the group)
+// began. A backend that revokes on leave commits again from its revoke;
+// that commit does not count here.
+type leaveWatch struct {
+	driver.Backend
+	leaving     atomic.Bool
+	beforeLeave atomic.Int64
+}
+
+func (w *leaveWatch) OpenConsumer(ctx context.Context, cfg driver.ConsumerConfig) (driver.Consumer, error) {
+	d, err := w.Backend.OpenConsumer(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &watchedConsumer{Consumer: d, w: w}, nil
+}
+
+type watchedConsumer struct {
+	driver.Consumer
+	w *leaveWatch
+}
+
+func (c *watchedConsumer) Commit(ctx context.Context, offsets map[polykafka.TopicPartition]polykafka.CommittedOffset) error {
+	before := !c.w.leaving.Load()
+	err := c.Consumer.Commit(ctx, offsets)
+	if err == nil && before {
+		for tp, o := range offsets {
+			if tp.Partition == 0 && o.Offset > c.w.beforeLeave.Load() {
+				c.w.beforeLeave.Store(o.Offset)
+			}
+		}
+	}
+	return err
+}
+
+func (c *watchedConsumer) Close(ctx context.Context) error {
+	c.w.leaving.Store(true)
+	return c.Consumer.Close(ctx)
+}
+
+func testCloseAfterHandlerOverrun(t *testing.T, e *env) {
+	topic, group := e.cluster.Topic(t, 1), e.cluster.Group(t)
+	e.produce(topic, "v", 6, 0)
+	// CommitManual: nothing commits the processed records but Close.
+	w := &leaveWatch{Backend: e.backend}
+	c, err := consumer.New(e.ctx(wait), w, group, []string{topic},
+		e.consumerOpts(&consumer.Options{Initial: discovery.Earliest, Commit: consumer.CommitManual, CloseTimeout: time.Second}))
+	require.NoError(t, err, "consumer.New")
+	t.Cleanup(func() { _ = c.Close() })
+	stuck := make(chan struct{})
+	released := make(chan struct{})
+	done := e.run(c, func(_ context.Context, r polykafka.Record) error {
+		if r.Offset == 5 {
+			// Overruns CloseTimeout, and ignores its context.
+			close(stuck)
+			select {
+			case <-time.After(3 * time.Second):
+			case <-released:
+			}
+		}
+		return nil
+	})
+	t.Cleanup(func() { close(released) })
+	select {
+	case <-stuck:
+	case <-time.After(wait):
+		t.Fatalf("%s: the handler never reached the last record", e.rule)
+	}
+	start := time.Now()
+	err = c.Close()
+	took := time.Since(start)
+	require.Error(t, err, "%s: Close while the handler overruns CloseTimeout", e.rule)
+	assert.Contains(t, err.Error(), "handler did not return", "%s: Close says the handler did not return", e.rule)
+	assert.Less(t, took, 3*time.Second, "%s: Close gives up on the handler after CloseTimeout (1s)", e.rule)
+	assert.Equal(t, int64(5), w.beforeLeave.Load(), "%s: Close commits the records processed before the overrunning one before it leaves the group (not only through a revoke the leave may cause)", e.rule)
+	committed := e.cluster.Committed(t, group, topic)
+	assert.Equal(t, int64(5), committed[0].At, "%s: the records processed before the overrunning one are committed when Close returns", e.rule)
+	e.returned(done, "Run after Close")
+}

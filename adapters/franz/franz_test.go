@@ -22,11 +22,17 @@ func TestMain(m *testing.M) {
 }
 
 // testBackend is the franz backend with test timings: a 250ms heartbeat so
-// members learn of rebalances quickly, and a short metadata minimum age.
+// members learn of rebalances quickly, a short metadata minimum age, and a
+// 500ms fetch max wait (the Java client's default) instead of kgo's 5s:
+// kgo does not interrupt a fetch in flight when a partition is resumed, so
+// when a resumed partition shares its leader with a partition being
+// fetched, its records wait for that long poll to end (PauseResume took 5s
+// instead of 0.1s whenever both partitions had the same leader).
 func testBackend(_ *testing.T, brokers []string) driver.Backend {
 	return franz.New(polykafka.Connection{Brokers: brokers},
 		kgo.HeartbeatInterval(250*time.Millisecond),
 		kgo.MetadataMinAge(100*time.Millisecond),
+		kgo.FetchMaxWait(500*time.Millisecond),
 	)
 }
 
