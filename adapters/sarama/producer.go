@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,9 +24,10 @@ type producer struct {
 	unlog      func()
 	calls      inflight
 
-	ap  atomic.Pointer[asyncProducer] // set once sarama's producer exists
-	amu sync.Mutex
-	att *attempt // the last attempt to create it
+	ap      atomic.Pointer[asyncProducer] // set once sarama's producer exists and waiting is empty
+	amu     sync.Mutex
+	att     *attempt   // the last attempt to create it
+	waiting []*pending // produced before ap was set, in order
 
 	closing   chan struct{} // closed when Close starts: Produce stops waiting
 	closeOnce sync.Once
@@ -44,7 +46,11 @@ type asyncProducer struct{ sarama.AsyncProducer }
 // sarama producer sends InitProducerId when it is created
 // (transaction_manager.go newTransactionManager), which needs a broker; the
 // adapter creates it in the background so that opening a producer does
-// not, and a failed attempt is made again by the next call that needs it.
+// not. Records produced meanwhile wait in producer.waiting (each until its
+// context ends) and are handed to sarama, in order, once it exists; if
+// creating it fails (sarama gave up after its own retries), they fail with
+// that error, and the next record or call that needs it makes a new
+// attempt.
 type attempt struct {
 	done chan struct{}
 	ap   sarama.AsyncProducer
@@ -64,6 +70,8 @@ var (
 // Metadata, so the readers of Successes and Errors find it.
 type pending struct {
 	c      *chunk
+	ctx    context.Context // only while waiting
+	stop   func() bool     // stops the waiting record's context watch
 	msg    sarama.ProducerMessage
 	r      *polykafka.Record
 	done   func(*polykafka.Record, error)
@@ -158,18 +166,18 @@ func (b *Backend) OpenProducer(ctx context.Context, cfg driver.ProducerConfig) (
 		return nil, err
 	}
 	p.client = cl
-	p.start()
+	p.amu.Lock()
+	p.startLocked()
+	p.amu.Unlock()
 	if pc.Transaction.ID != "" {
 		return txnProducer{p}, nil
 	}
 	return p, nil
 }
 
-// start returns the attempt in flight or the last successful one, or
-// starts a new attempt to create sarama's producer.
-func (p *producer) start() *attempt {
-	p.amu.Lock()
-	defer p.amu.Unlock()
+// startLocked returns the attempt in flight or the last successful one,
+// or starts a new attempt to create sarama's producer. p.amu is held.
+func (p *producer) startLocked() *attempt {
 	if a := p.att; a != nil {
 		select {
 		case <-a.done:
@@ -182,35 +190,90 @@ func (p *producer) start() *attempt {
 	}
 	a := &attempt{done: make(chan struct{})}
 	p.att = a
-	go func() {
-		defer close(a.done)
-		ap, err := sarama.NewAsyncProducerFromClient(p.client)
-		if err != nil {
-			a.err = err
-			return
-		}
-		a.ap = ap
-		p.drained.Add(2)
-		go p.readSuccesses(ap)
-		go p.readErrors(ap)
-		p.ap.Store(&asyncProducer{ap})
-	}()
+	go p.create(a)
 	return a
 }
 
-// get returns sarama's producer, creating it if needed.
-func (p *producer) get(ctx context.Context) (sarama.AsyncProducer, error) {
-	if ap := p.ap.Load(); ap != nil {
-		return ap.AsyncProducer, nil
+// create makes attempt a, then hands the waiting records to sarama.
+func (p *producer) create(a *attempt) {
+	defer close(a.done)
+	ap, err := sarama.NewAsyncProducerFromClient(p.client)
+	if err != nil {
+		p.amu.Lock()
+		a.err = err
+		ws := p.waiting
+		p.waiting = nil
+		p.amu.Unlock()
+		for _, pd := range ws {
+			pd.stop()
+			p.deliver(pd, err)
+		}
+		return
 	}
-	a := p.start()
-	select {
-	case <-a.done:
-		return a.ap, a.err
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case <-p.closing:
-		return nil, errClosed
+	a.ap = ap
+	p.drained.Add(2)
+	go p.readSuccesses(ap)
+	go p.readErrors(ap)
+	for {
+		p.amu.Lock()
+		ws := p.waiting
+		p.waiting = nil
+		if len(ws) == 0 {
+			p.ap.Store(&asyncProducer{ap})
+			p.amu.Unlock()
+			return
+		}
+		p.amu.Unlock()
+		for _, pd := range ws {
+			if !pd.stop() {
+				// Its context ended: the watch delivers unless it found
+				// the record gone from waiting; deliver is once only.
+				p.deliver(pd, pd.ctx.Err())
+				continue
+			}
+			pd.ctx = nil
+			select {
+			case ap.Input() <- &pd.msg:
+			case <-p.closing:
+				p.deliver(pd, errClosed)
+			}
+		}
+	}
+}
+
+// unwait fails a waiting record whose context ended.
+func (p *producer) unwait(pd *pending, err error) {
+	p.amu.Lock()
+	i := slices.Index(p.waiting, pd)
+	if i >= 0 {
+		p.waiting = slices.Delete(p.waiting, i, i+1)
+	}
+	p.amu.Unlock()
+	if i >= 0 {
+		p.deliver(pd, err)
+	}
+}
+
+// get returns sarama's producer, creating it if needed, within ctx.
+func (p *producer) get(ctx context.Context) (sarama.AsyncProducer, error) {
+	for {
+		if ap := p.ap.Load(); ap != nil {
+			return ap.AsyncProducer, nil
+		}
+		p.amu.Lock()
+		a := p.startLocked()
+		p.amu.Unlock()
+		select {
+		case <-a.done:
+			if a.err != nil {
+				return nil, a.err
+			}
+			// Created: ap is set once the waiting records are handed over.
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-p.closing:
+			return nil, errClosed
+		}
 	}
 }
 
@@ -257,13 +320,9 @@ func (p *producer) release(c *chunk) {
 	}
 }
 
-// Produce implements driver.Producer.
+// Produce implements driver.Producer. It never waits for sarama's producer
+// to be created: until then the record waits in producer.waiting.
 func (p *producer) Produce(ctx context.Context, r *polykafka.Record, done func(*polykafka.Record, error)) {
-	ap, err := p.get(ctx)
-	if err != nil {
-		p.delivered(r, err, done)
-		return
-	}
 	p.mu.RLock()
 	if p.closed {
 		p.mu.RUnlock()
@@ -297,15 +356,33 @@ func (p *producer) Produce(ctx context.Context, r *polykafka.Record, done func(*
 	}
 	m.Timestamp = m.Timestamp.Truncate(time.Millisecond)
 	m.Metadata = pd
+
+	ap := p.ap.Load()
+	if ap == nil {
+		p.amu.Lock()
+		if ap = p.ap.Load(); ap == nil {
+			pd.ctx = ctx
+			pd.stop = context.AfterFunc(ctx, func() { p.unwait(pd, ctx.Err()) })
+			p.waiting = append(p.waiting, pd)
+			p.startLocked()
+			p.amu.Unlock()
+			p.mu.RUnlock()
+			return
+		}
+		p.amu.Unlock()
+	}
+	// Delivered is never called with mu held: a callback may call Close.
+	var err error
 	select {
 	case ap.Input() <- m:
-		p.mu.RUnlock()
 	case <-ctx.Done():
-		p.mu.RUnlock()
-		p.deliver(pd, ctx.Err())
+		err = ctx.Err()
 	case <-p.closing:
-		p.mu.RUnlock()
-		p.deliver(pd, errClosed)
+		err = errClosed
+	}
+	p.mu.RUnlock()
+	if err != nil {
+		p.deliver(pd, err)
 	}
 }
 
@@ -407,7 +484,13 @@ func (p *producer) Close(ctx context.Context) error {
 	var err error
 	p.amu.Lock()
 	a := p.att
+	ws := p.waiting
+	p.waiting = nil
 	p.amu.Unlock()
+	for _, pd := range ws {
+		pd.stop()
+		p.deliver(pd, errClosed)
+	}
 	asyncClosed := false // AsyncClose twice panics (send on closed channel)
 	if a != nil {
 		select {
