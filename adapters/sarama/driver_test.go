@@ -592,3 +592,27 @@ func TestConsumerSeekAndPause(t *testing.T) {
 	require.Len(t, rs, 1)
 	assert.Equal(t, int64(14), rs[0].Offset)
 }
+
+func TestProducerWithoutBrokerNeverBlocks(t *testing.T) {
+	t.Parallel()
+	b := New(polykafka.Connection{Brokers: []string{"127.0.0.1:1"}}, nil)
+	d := &delivery{}
+	p, err := b.OpenProducer(ctxT(t, 5*time.Second), driver.ProducerConfig{Acks: -1, Idempotence: driver.IdempotenceIfSupported, Delivered: d.fn, Logger: testLogger(t)})
+	require.NoError(t, err, "opening a producer needs no broker")
+	short, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	p.Produce(short, &polykafka.Record{Topic: "t", Partition: polykafka.AnyPartition, Value: []byte("a")}, nil)
+	p.Produce(context.Background(), &polykafka.Record{Topic: "t", Partition: polykafka.AnyPartition, Value: []byte("b")}, nil)
+	assert.Less(t, time.Since(start), 100*time.Millisecond, "Produce does not wait for sarama's producer")
+	eventually(t, 5*time.Second, func() bool { return d.total.Load() >= 1 }, "the record whose context ended was not delivered")
+	d.mu.Lock()
+	assert.ErrorIs(t, d.errs[0], context.DeadlineExceeded, "a waiting record fails with its context's error")
+	d.mu.Unlock()
+	require.NoError(t, p.Close(ctxT(t, 5*time.Second)))
+	assert.Equal(t, int64(2), d.total.Load(), "Close delivers every record")
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	require.Len(t, d.errs, 2)
+	assert.Contains(t, []polykafka.ErrorCode{polykafka.Closed, polykafka.Unavailable}, p.ErrorCode(d.errs[1]), "%v", d.errs[1])
+}

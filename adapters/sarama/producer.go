@@ -492,6 +492,7 @@ func (p *producer) Close(ctx context.Context) error {
 		p.deliver(pd, errClosed)
 	}
 	asyncClosed := false // AsyncClose twice panics (send on closed channel)
+	creating := false
 	if a != nil {
 		select {
 		case <-a.done:
@@ -499,11 +500,15 @@ func (p *producer) Close(ctx context.Context) error {
 				a.ap.AsyncClose()
 				asyncClosed = true
 			}
-		case <-ctx.Done():
-			err = ctx.Err()
+		default:
+			// Still creating: sarama retries InitProducerId for up to
+			// Transaction.Retry.Max x Backoff (5s by default). The
+			// records produced meanwhile were waiting and failed above;
+			// close the client under the attempt rather than wait.
+			creating = true
 		}
 	}
-	if err == nil {
+	if a != nil && !creating {
 		// The attempt is over: no reader is added after this point.
 		drained := make(chan struct{})
 		go func() {
@@ -516,7 +521,7 @@ func (p *producer) Close(ctx context.Context) error {
 			err = ctx.Err()
 		}
 	}
-	if err != nil {
+	if err != nil || creating {
 		var left []*pending
 		p.cmu.Lock()
 		for c := range p.chunks {

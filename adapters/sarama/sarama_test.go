@@ -31,8 +31,10 @@ func TestMain(m *testing.M) {
 // consumer.New fails it closes the driver in the background (bounded by
 // CloseTimeout), and a sarama consumer whose group is still joining finishes
 // its Close only once sarama's metadata retries for the missing topic end
-// (Metadata.Retry.Max x Metadata.Retry.Backoff, about 1s by default), longer
-// than goleak's own retries (about 0.5s).
+// (Metadata.Retry.Max x Metadata.Retry.Backoff, about 1s by default); a
+// producer closed while sarama still creates its producer leaves that
+// attempt to end on its own (Producer.Transaction.Retry, 5s by default).
+// Both outlast goleak's own retries (about 0.5s).
 func verifyNoLeaks() int {
 	opts := []goleak.Option{
 		// go-metrics starts one process-wide meter goroutine the first
@@ -40,7 +42,7 @@ func verifyNoLeaks() int {
 		// and belongs to no client.
 		goleak.IgnoreTopFunction("github.com/rcrowley/go-metrics.(*meterArbiter).tick"),
 	}
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
 	for {
 		err := goleak.Find(opts...)
 		if err == nil {
