@@ -39,6 +39,14 @@ type chunk struct {
 
 const pendingChunk = 256
 
+func newChunk() *chunk {
+	c := new(chunk)
+	for i := range c.ps {
+		c.ps[i].c = c // for good: a chunk's slots stay in it
+	}
+	return c
+}
+
 var (
 	_ driver.Producer   = (*producer)(nil)
 	_ driver.Transactor = (*producer)(nil)
@@ -135,21 +143,17 @@ func (p *producer) alloc() *pending {
 		c := p.cur.Load()
 		if c != nil {
 			if i := c.next.Add(1) - 1; i < pendingChunk {
-				pd := &c.ps[i]
-				pd.c = c
-				return pd
+				return &c.ps[i]
 			}
 		}
 		nc, _ := p.pool.Get().(*chunk)
 		if nc == nil {
-			nc = new(chunk)
+			nc = newChunk()
 		}
 		nc.done.Store(0)
 		nc.next.Store(1)
 		if p.cur.CompareAndSwap(c, nc) {
-			pd := &nc.ps[0]
-			pd.c = nc
-			return pd
+			return &nc.ps[0]
 		}
 		p.pool.Put(nc)
 	}
@@ -193,8 +197,10 @@ func promise(kr *kgo.Record, err error) {
 		err = fmt.Errorf("%w: record Partition %d: %v", errInvalidPartition, kr.Partition, err)
 	}
 	// The slot is done: drop what it refers to (so a pooled chunk keeps no
-	// record alive), then count it; the last one returns the chunk.
-	*pd = pending{c: c}
+	// record alive), then count it; the last one returns the chunk. Only
+	// the references are cleared: Produce overwrites the rest.
+	pd.kr.Topic, pd.kr.Key, pd.kr.Value, pd.kr.Headers, pd.kr.Context = "", nil, nil, nil, nil
+	pd.p, pd.rec, pd.done = nil, nil, nil
 	if c.done.Add(1) == pendingChunk {
 		p.pool.Put(c)
 	}
