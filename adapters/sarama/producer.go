@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -70,8 +69,7 @@ var (
 // Metadata, so the readers of Successes and Errors find it.
 type pending struct {
 	c      *chunk
-	ctx    context.Context // only while waiting
-	stop   func() bool     // stops the waiting record's context watch
+	stop   func() bool // stops the waiting record's context watch
 	msg    sarama.ProducerMessage
 	r      *polykafka.Record
 	done   func(*polykafka.Record, error)
@@ -226,12 +224,8 @@ func (p *producer) create(a *attempt) {
 		p.amu.Unlock()
 		for _, pd := range ws {
 			if !pd.stop() {
-				// Its context ended: the watch delivers unless it found
-				// the record gone from waiting; deliver is once only.
-				p.deliver(pd, pd.ctx.Err())
-				continue
+				continue // its context ended: unwait delivered it
 			}
-			pd.ctx = nil
 			select {
 			case ap.Input() <- &pd.msg:
 			case <-p.closing:
@@ -241,39 +235,26 @@ func (p *producer) create(a *attempt) {
 	}
 }
 
-// unwait fails a waiting record whose context ended.
-func (p *producer) unwait(pd *pending, err error) {
-	p.amu.Lock()
-	i := slices.Index(p.waiting, pd)
-	if i >= 0 {
-		p.waiting = slices.Delete(p.waiting, i, i+1)
-	}
-	p.amu.Unlock()
-	if i >= 0 {
-		p.deliver(pd, err)
-	}
-}
+// unwait fails a waiting record whose context ended. It stays in waiting;
+// whoever takes it from there finds it delivered (deliver is once only).
+func (p *producer) unwait(pd *pending, err error) { p.deliver(pd, err) }
 
-// get returns sarama's producer, creating it if needed, within ctx.
+// get returns sarama's producer, creating it if needed, within ctx. It is
+// for the calls other than Produce (transactions, As).
 func (p *producer) get(ctx context.Context) (sarama.AsyncProducer, error) {
-	for {
-		if ap := p.ap.Load(); ap != nil {
-			return ap.AsyncProducer, nil
-		}
-		p.amu.Lock()
-		a := p.startLocked()
-		p.amu.Unlock()
-		select {
-		case <-a.done:
-			if a.err != nil {
-				return nil, a.err
-			}
-			// Created: ap is set once the waiting records are handed over.
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-p.closing:
-			return nil, errClosed
-		}
+	if ap := p.ap.Load(); ap != nil {
+		return ap.AsyncProducer, nil
+	}
+	p.amu.Lock()
+	a := p.startLocked()
+	p.amu.Unlock()
+	select {
+	case <-a.done:
+		return a.ap, a.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-p.closing:
+		return nil, errClosed
 	}
 }
 
@@ -361,7 +342,6 @@ func (p *producer) Produce(ctx context.Context, r *polykafka.Record, done func(*
 	if ap == nil {
 		p.amu.Lock()
 		if ap = p.ap.Load(); ap == nil {
-			pd.ctx = ctx
 			pd.stop = context.AfterFunc(ctx, func() { p.unwait(pd, ctx.Err()) })
 			p.waiting = append(p.waiting, pd)
 			p.startLocked()
