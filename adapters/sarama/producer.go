@@ -176,15 +176,11 @@ func (b *Backend) OpenProducer(ctx context.Context, cfg driver.ProducerConfig) (
 // startLocked returns the attempt in flight or the last successful one,
 // or starts a new attempt to create sarama's producer. p.amu is held.
 func (p *producer) startLocked() *attempt {
-	if a := p.att; a != nil {
-		select {
-		case <-a.done:
-			if a.err == nil {
-				return a
-			}
-		default:
-			return a
-		}
+	// a.err is set under p.amu as soon as an attempt fails, before it
+	// fails the records that waited for it: a record that arrives after
+	// that starts the next attempt instead of waiting for a failed one.
+	if a := p.att; a != nil && a.err == nil {
+		return a
 	}
 	a := &attempt{done: make(chan struct{})}
 	p.att = a
