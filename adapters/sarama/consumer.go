@@ -900,6 +900,10 @@ func (c *consumer) Close(ctx context.Context) error {
 		if err == nil && e != nil && !errors.Is(e, sarama.ErrClosedConsumerGroup) {
 			err = e
 		}
+		select {
+		case <-c.errsDone: // cg.Close closed Errors
+		case <-ctx.Done():
+		}
 	case <-ctx.Done():
 		err = ctx.Err()
 	}
