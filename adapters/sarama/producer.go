@@ -1,0 +1,633 @@
+package polysarama
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/IBM/sarama"
+
+	"github.com/polykafka/polykafka"
+	"github.com/polykafka/polykafka/adapters/driver"
+)
+
+type producer struct {
+	client     sarama.Client
+	delivered  func(*polykafka.Record, error, func(*polykafka.Record, error))
+	log        *slog.Logger
+	idempotent bool
+	unlog      func()
+	calls      inflight
+
+	ap      atomic.Pointer[asyncProducer] // set once sarama's producer exists and waiting is empty
+	amu     sync.Mutex
+	att     *attempt   // the last attempt to create it
+	waiting []*pending // produced before ap was set, in order
+
+	closing   chan struct{} // closed when Close starts: Produce stops waiting
+	closeOnce sync.Once
+	mu        sync.RWMutex // Produce holds it shared while it sends to Input
+	closed    bool
+
+	cur     atomic.Pointer[chunk] // where the next pendings come from
+	cmu     sync.Mutex
+	chunks  map[*chunk]struct{} // chunks with records not yet delivered
+	drained sync.WaitGroup      // the Successes and Errors readers
+}
+
+type asyncProducer struct{ sarama.AsyncProducer }
+
+// attempt is one call of sarama.NewAsyncProducerFromClient. An idempotent
+// sarama producer sends InitProducerId when it is created
+// (transaction_manager.go newTransactionManager), which needs a broker; the
+// adapter creates it in the background so that opening a producer does
+// not. Records produced meanwhile wait in producer.waiting (each until its
+// context ends) and are handed to sarama, in order, once it exists; if
+// creating it fails (sarama gave up after its own retries), they fail with
+// that error, and the next record or call that needs it makes a new
+// attempt.
+type attempt struct {
+	done chan struct{}
+	ap   sarama.AsyncProducer
+	err  error
+}
+
+// txnProducer is a transactional producer.
+type txnProducer struct{ *producer }
+
+var (
+	_ driver.Producer   = (*producer)(nil)
+	_ driver.Transactor = txnProducer{}
+)
+
+// pending is one record handed to sarama: the ProducerMessage (one
+// allocation for both) and what Delivered needs. It is the message's
+// Metadata, so the readers of Successes and Errors find it.
+type pending struct {
+	c      *chunk
+	stop   func() bool // stops the waiting record's context watch
+	msg    sarama.ProducerMessage
+	r      *polykafka.Record
+	done   func(*polykafka.Record, error)
+	manual bool        // the record names its partition
+	fired  atomic.Bool // Delivered was called
+}
+
+// OpenProducer implements driver.Backend.
+func (b *Backend) OpenProducer(ctx context.Context, cfg driver.ProducerConfig) (driver.Producer, error) {
+	const op = "polysarama: OpenProducer"
+	sc, err := b.config()
+	if err != nil {
+		return nil, err
+	}
+	def := sarama.NewConfig()
+	pc := &sc.Producer
+	if pc.RequiredAcks == def.Producer.RequiredAcks {
+		switch cfg.Acks {
+		case -1:
+			pc.RequiredAcks = sarama.WaitForAll
+		case 1:
+			pc.RequiredAcks = sarama.WaitForLocal
+		case 0:
+			pc.RequiredAcks = sarama.NoResponse
+		default:
+			return nil, polykafka.NewError(polykafka.InvalidArgument, op, fmt.Sprintf("acks %d", cfg.Acks), nil)
+		}
+	}
+	if pc.Compression == def.Producer.Compression {
+		switch cfg.Compression {
+		case "none", "":
+			pc.Compression = sarama.CompressionNone
+		case "gzip":
+			pc.Compression = sarama.CompressionGZIP
+		case "snappy":
+			pc.Compression = sarama.CompressionSnappy
+		case "lz4":
+			pc.Compression = sarama.CompressionLZ4
+		case "zstd":
+			pc.Compression = sarama.CompressionZSTD
+		default:
+			return nil, polykafka.NewError(polykafka.InvalidArgument, op, "compression "+cfg.Compression, nil)
+		}
+	}
+	if pc.Flush.Frequency == def.Producer.Flush.Frequency {
+		pc.Flush.Frequency = cfg.Linger
+	}
+	if pc.Flush.Bytes == def.Producer.Flush.Bytes && cfg.BatchBytes > 0 {
+		pc.Flush.Bytes = int(cfg.BatchBytes)
+	}
+	idem := cfg.Idempotence
+	if cfg.TransactionalID != "" {
+		idem = driver.IdempotenceRequired
+		pc.Transaction.ID = cfg.TransactionalID
+	}
+	if !pc.Idempotent {
+		supported := sc.Version.IsAtLeast(sarama.V0_11_0_0) && pc.RequiredAcks == sarama.WaitForAll
+		switch {
+		case idem == driver.IdempotenceRequired && !supported:
+			return nil, polykafka.NewError(polykafka.Unimplemented, op,
+				fmt.Sprintf("an idempotent producer needs Config.Version >= 0.11 and acks=all (have %s, acks %d)", sc.Version, pc.RequiredAcks), errUnimplemented)
+		case idem != driver.IdempotenceOff && supported:
+			pc.Idempotent = true
+			sc.Net.MaxOpenRequests = 1
+			if pc.Retry.Max < 1 {
+				pc.Retry.Max = def.Producer.Retry.Max
+			}
+		}
+	}
+	pc.Return.Successes = true
+	pc.Return.Errors = true
+	pc.Partitioner = newPartitioner
+
+	// A producer needs the metadata of the topics it writes to, not of
+	// the whole cluster; and without a full refresh at creation,
+	// sarama.NewClient needs no reachable broker.
+	if sc.Metadata.Full == def.Metadata.Full {
+		sc.Metadata.Full = false
+	}
+
+	p := &producer{
+		delivered:  cfg.Delivered,
+		log:        cfg.Logger,
+		idempotent: pc.Idempotent,
+		closing:    make(chan struct{}),
+		chunks:     make(map[*chunk]struct{}),
+	}
+	p.unlog = registerLogger(cfg.Logger)
+	cl, err := b.newClient(ctx, op, sc)
+	if err != nil {
+		p.unlog()
+		return nil, err
+	}
+	p.client = cl
+	p.amu.Lock()
+	p.startLocked()
+	p.amu.Unlock()
+	if pc.Transaction.ID != "" {
+		return txnProducer{p}, nil
+	}
+	return p, nil
+}
+
+// startLocked returns the attempt in flight or the last successful one,
+// or starts a new attempt to create sarama's producer. p.amu is held.
+func (p *producer) startLocked() *attempt {
+	// a.err is set under p.amu as soon as an attempt fails, before it
+	// fails the records that waited for it: a record that arrives after
+	// that starts the next attempt instead of waiting for a failed one.
+	if a := p.att; a != nil && a.err == nil {
+		return a
+	}
+	a := &attempt{done: make(chan struct{})}
+	p.att = a
+	go p.create(a)
+	return a
+}
+
+// create makes attempt a, then hands the waiting records to sarama.
+func (p *producer) create(a *attempt) {
+	defer close(a.done)
+	ap, err := sarama.NewAsyncProducerFromClient(p.client)
+	if err != nil {
+		p.amu.Lock()
+		a.err = err
+		ws := p.waiting
+		p.waiting = nil
+		p.amu.Unlock()
+		for _, pd := range ws {
+			pd.stop()
+			p.deliver(pd, err)
+		}
+		return
+	}
+	a.ap = ap
+	p.drained.Add(2)
+	go p.readSuccesses(ap)
+	go p.readErrors(ap)
+	for {
+		p.amu.Lock()
+		ws := p.waiting
+		p.waiting = nil
+		if len(ws) == 0 {
+			p.ap.Store(&asyncProducer{ap})
+			p.amu.Unlock()
+			return
+		}
+		p.amu.Unlock()
+		for _, pd := range ws {
+			if !pd.stop() {
+				continue // its context ended: unwait delivered it
+			}
+			select {
+			case ap.Input() <- &pd.msg:
+			case <-p.closing:
+				p.deliver(pd, errClosed)
+			}
+		}
+	}
+}
+
+// unwait fails a waiting record whose context ended. It stays in waiting;
+// whoever takes it from there finds it delivered (deliver is once only).
+func (p *producer) unwait(pd *pending, err error) { p.deliver(pd, err) }
+
+// get returns sarama's producer, creating it if needed, within ctx. It is
+// for the calls other than Produce (transactions, As).
+func (p *producer) get(ctx context.Context) (sarama.AsyncProducer, error) {
+	if ap := p.ap.Load(); ap != nil {
+		return ap.AsyncProducer, nil
+	}
+	p.amu.Lock()
+	a := p.startLocked()
+	p.amu.Unlock()
+	select {
+	case <-a.done:
+		return a.ap, a.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-p.closing:
+		return nil, errClosed
+	}
+}
+
+// chunk is pendingChunk pendings allocated at once and handed out by an
+// atomic index, so that the record path allocates 1/pendingChunk objects
+// per record and needs no lock. The producer keeps the chunks that still
+// have undelivered records, for Close to fail them if it must.
+type chunk struct {
+	live atomic.Int64 // pendings handed out (or being) and not delivered
+	next atomic.Int64
+	ps   [pendingChunk]pending
+}
+
+const pendingChunk = 256
+
+// alloc returns a fresh pending.
+func (p *producer) alloc() *pending {
+	for {
+		c := p.cur.Load()
+		if c != nil {
+			c.live.Add(1)
+			if i := c.next.Add(1) - 1; i < pendingChunk {
+				pd := &c.ps[i]
+				pd.c = c
+				return pd
+			}
+			p.release(c)
+		}
+		nc := new(chunk)
+		if p.cur.CompareAndSwap(c, nc) {
+			p.cmu.Lock()
+			p.chunks[nc] = struct{}{}
+			p.cmu.Unlock()
+		}
+	}
+}
+
+// release ends one use of c; the last use of a full chunk forgets it.
+func (p *producer) release(c *chunk) {
+	if c.live.Add(-1) == 0 && c.next.Load() >= pendingChunk {
+		p.cmu.Lock()
+		delete(p.chunks, c)
+		p.cmu.Unlock()
+	}
+}
+
+// Produce implements driver.Producer. It never waits for sarama's producer
+// to be created: until then the record waits in producer.waiting.
+func (p *producer) Produce(ctx context.Context, r *polykafka.Record, done func(*polykafka.Record, error)) {
+	p.mu.RLock()
+	if p.closed {
+		p.mu.RUnlock()
+		p.delivered(r, errClosed, done)
+		return
+	}
+	// From here to the send, Close waits (it takes mu), so it never sees
+	// a pending being filled in.
+	pd := p.alloc()
+	pd.r, pd.done, pd.manual = r, done, r.Partition >= 0
+	m := &pd.msg
+	m.Topic = r.Topic
+	m.Partition = r.Partition
+	if r.Key != nil {
+		m.Key = sarama.ByteEncoder(r.Key)
+	}
+	if r.Value != nil {
+		m.Value = sarama.ByteEncoder(r.Value)
+	}
+	if len(r.Headers) > 0 {
+		m.Headers = make([]sarama.RecordHeader, len(r.Headers))
+		for i, h := range r.Headers {
+			m.Headers[i] = sarama.RecordHeader{Key: []byte(h.Key), Value: h.Value}
+		}
+	}
+	// Stamp the record now, as sarama would when batching it, so that a
+	// successful send reports the timestamp the broker stored.
+	m.Timestamp = r.Timestamp
+	if m.Timestamp.IsZero() {
+		m.Timestamp = time.Now()
+	}
+	m.Timestamp = m.Timestamp.Truncate(time.Millisecond)
+	m.Metadata = pd
+
+	ap := p.ap.Load()
+	if ap == nil {
+		p.amu.Lock()
+		if ap = p.ap.Load(); ap == nil {
+			pd.stop = context.AfterFunc(ctx, func() { p.unwait(pd, ctx.Err()) })
+			p.waiting = append(p.waiting, pd)
+			p.startLocked()
+			p.amu.Unlock()
+			p.mu.RUnlock()
+			return
+		}
+		p.amu.Unlock()
+	}
+	// Delivered is never called with mu held: a callback may call Close.
+	var err error
+	select {
+	case ap.Input() <- m:
+	case <-ctx.Done():
+		err = ctx.Err()
+	case <-p.closing:
+		err = errClosed
+	}
+	p.mu.RUnlock()
+	if err != nil {
+		p.deliver(pd, err)
+	}
+}
+
+func (p *producer) readSuccesses(ap sarama.AsyncProducer) {
+	defer p.drained.Done()
+	for m := range ap.Successes() {
+		pd, ok := m.Metadata.(*pending)
+		if !ok {
+			continue // produced natively through As
+		}
+		p.deliverOK(pd, m)
+	}
+}
+
+func (p *producer) readErrors(ap sarama.AsyncProducer) {
+	defer p.drained.Done()
+	for pe := range ap.Errors() {
+		pd, ok := pe.Msg.Metadata.(*pending)
+		if !ok {
+			p.log.Warn("polysarama: a record produced through As failed", "topic", pe.Msg.Topic, "err", pe.Err)
+			continue
+		}
+		p.deliver(pd, pe.Err)
+	}
+}
+
+// deliver calls Delivered once for pd, with err.
+func (p *producer) deliver(pd *pending, err error) {
+	if !pd.fired.CompareAndSwap(false, true) {
+		return
+	}
+	p.finish(pd, err)
+}
+
+// deliverOK calls Delivered once for pd, as a success that m reports.
+func (p *producer) deliverOK(pd *pending, m *sarama.ProducerMessage) {
+	if !pd.fired.CompareAndSwap(false, true) {
+		return
+	}
+	pd.r.Partition, pd.r.Offset, pd.r.Timestamp = m.Partition, m.Offset, m.Timestamp
+	p.finish(pd, nil)
+}
+
+func (p *producer) finish(pd *pending, err error) {
+	r, done := pd.r, pd.done
+	pd.r, pd.done = nil, nil
+	p.delivered(r, err, done)
+	p.release(pd.c)
+}
+
+// Flush implements driver.Producer. sarama has no flush call: it sends what
+// it buffers within Producer.Flush.Frequency on its own.
+func (p *producer) Flush(context.Context) error { return nil }
+
+// PartitionCounts implements driver.Producer.
+func (p *producer) PartitionCounts(ctx context.Context, topics []string) (map[string]int32, error) {
+	if p.isClosed() {
+		return nil, errClosed
+	}
+	return partitionCounts(ctx, &p.calls, p.client, topics)
+}
+
+// Refresh implements driver.Producer: sarama's partitioner reads the
+// client's metadata, refreshed here.
+func (p *producer) Refresh(ctx context.Context, counts map[string]int32) error {
+	if p.isClosed() {
+		return errClosed
+	}
+	topics := make([]string, 0, len(counts))
+	for t := range counts {
+		topics = append(topics, t)
+	}
+	return p.calls.do(ctx, func() error { return p.client.RefreshMetadata(topics...) })
+}
+
+// Idempotent implements driver.Producer.
+func (p *producer) Idempotent() bool { return p.idempotent }
+
+func (p *producer) isClosed() bool {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.closed
+}
+
+// Close implements driver.Producer. sarama's AsyncClose sends what is
+// buffered and then closes Successes and Errors; if ctx ends first, the
+// records still pending are failed here and the client is closed under
+// sarama, which makes it fail the rest (their results are then ignored).
+func (p *producer) Close(ctx context.Context) error {
+	p.closeOnce.Do(func() { close(p.closing) })
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil
+	}
+	p.closed = true
+	p.mu.Unlock()
+
+	var err error
+	p.amu.Lock()
+	a := p.att
+	ws := p.waiting
+	p.waiting = nil
+	p.amu.Unlock()
+	for _, pd := range ws {
+		pd.stop()
+		p.deliver(pd, errClosed)
+	}
+	asyncClosed := false // AsyncClose twice panics (send on closed channel)
+	creating := false
+	if a != nil {
+		select {
+		case <-a.done:
+			if a.ap != nil {
+				a.ap.AsyncClose()
+				asyncClosed = true
+			}
+		default:
+			// Still creating: sarama retries InitProducerId for up to
+			// Transaction.Retry.Max x Backoff (5s by default). The
+			// records produced meanwhile were waiting and failed above;
+			// close the client under the attempt rather than wait.
+			creating = true
+		}
+	}
+	if a != nil && !creating {
+		// The attempt is over: no reader is added after this point.
+		drained := make(chan struct{})
+		go func() {
+			p.drained.Wait()
+			close(drained)
+		}()
+		select {
+		case <-drained:
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+	}
+	if err != nil || creating {
+		var left []*pending
+		p.cmu.Lock()
+		for c := range p.chunks {
+			for i := range min(c.next.Load(), pendingChunk) {
+				if pd := &c.ps[i]; !pd.fired.Load() {
+					left = append(left, pd)
+				}
+			}
+		}
+		p.cmu.Unlock()
+		for _, pd := range left {
+			p.deliver(pd, fmt.Errorf("%w before sarama delivered the record", errClosed))
+		}
+	}
+	if cerr := p.client.Close(); cerr != nil && err == nil && !errors.Is(cerr, sarama.ErrClosedClient) {
+		err = cerr
+	}
+	if a != nil && !asyncClosed {
+		// An attempt still in flight fails now that the client is closed;
+		// one that succeeded after all is closed too.
+		go func() {
+			<-a.done
+			if a.ap != nil {
+				a.ap.AsyncClose()
+			}
+		}()
+	}
+	p.calls.wait(ctx)
+	p.unlog()
+	return err
+}
+
+// As implements driver.Producer.
+func (p *producer) As(target any) bool {
+	switch t := target.(type) {
+	case *sarama.Client:
+		if t != nil {
+			*t = p.client
+			return true
+		}
+	case *sarama.AsyncProducer:
+		// Waits for sarama's producer to be created (see attempt).
+		if t != nil {
+			if ap, err := p.get(context.Background()); err == nil {
+				*t = ap
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// ErrorCode implements driver.Producer.
+func (*producer) ErrorCode(err error) polykafka.ErrorCode { return errorCode(err) }
+
+// BeginTransaction implements driver.Transactor.
+func (t txnProducer) BeginTransaction(ctx context.Context) error {
+	ap, err := t.get(ctx)
+	if err != nil {
+		return err
+	}
+	return t.calls.do(ctx, ap.BeginTxn)
+}
+
+// SendOffsets implements driver.Transactor.
+func (t txnProducer) SendOffsets(ctx context.Context, group driver.GroupMetadata, offsets map[polykafka.TopicPartition]polykafka.CommittedOffset) error {
+	byTopic := make(map[string][]*sarama.PartitionOffsetMetadata)
+	for tp, o := range offsets {
+		meta := o.Metadata
+		byTopic[tp.Topic] = append(byTopic[tp.Topic], &sarama.PartitionOffsetMetadata{
+			Partition: tp.Partition, Offset: o.Offset, LeaderEpoch: -1, Metadata: &meta,
+		})
+	}
+	gm := &sarama.ConsumerGroupMetadata{GroupID: group.Group, GenerationID: group.Generation, MemberID: group.MemberID}
+	if group.InstanceID != "" {
+		id := group.InstanceID
+		gm.GroupInstanceID = &id
+	}
+	ap, err := t.get(ctx)
+	if err != nil {
+		return err
+	}
+	return t.calls.do(ctx, func() error { return ap.AddOffsetsToTxnWithGroupMetadata(byTopic, gm) })
+}
+
+// EndTransaction implements driver.Transactor.
+func (t txnProducer) EndTransaction(ctx context.Context, commit bool) error {
+	ap, err := t.get(ctx)
+	if err != nil {
+		return err
+	}
+	if commit {
+		return t.calls.do(ctx, ap.CommitTxn)
+	}
+	return t.calls.do(ctx, ap.AbortTxn)
+}
+
+// partitioner is sarama's murmur2 partitioner (Kafka's Java default
+// partitioner for keyed records, which driver.KeyPartition defines), except
+// that a record produced by the adapter with its own partition goes there.
+type partitioner struct {
+	inner sarama.DynamicConsistencyPartitioner
+}
+
+func newPartitioner(topic string) sarama.Partitioner {
+	return partitioner{inner: sarama.NewMurmur2Partitioner(topic).(sarama.DynamicConsistencyPartitioner)}
+}
+
+func manualPartition(m *sarama.ProducerMessage) bool {
+	pd, ok := m.Metadata.(*pending)
+	return ok && pd.manual
+}
+
+// Partition implements sarama.Partitioner.
+func (pt partitioner) Partition(m *sarama.ProducerMessage, n int32) (int32, error) {
+	if manualPartition(m) {
+		if m.Partition >= n {
+			return -1, fmt.Errorf("%w: record partition %d of %d", sarama.ErrInvalidPartition, m.Partition, n)
+		}
+		return m.Partition, nil
+	}
+	return pt.inner.Partition(m, n)
+}
+
+// RequiresConsistency implements sarama.Partitioner.
+func (pt partitioner) RequiresConsistency() bool { return true }
+
+// MessageRequiresConsistency implements sarama.DynamicConsistencyPartitioner:
+// keyed and manually placed records must reach their partition even while
+// it is unavailable; others may go to any available partition.
+func (pt partitioner) MessageRequiresConsistency(m *sarama.ProducerMessage) bool {
+	return manualPartition(m) || pt.inner.MessageRequiresConsistency(m)
+}
