@@ -31,6 +31,7 @@ func TestCodeForKafka(t *testing.T) {
 		{kerr.UnknownMemberID, Rebalancing, true},
 		{kerr.NotLeaderForPartition, Unavailable, true},
 		{kerr.CoordinatorNotAvailable, Unavailable, true},
+		{kerr.UnstableOffsetCommit, Unavailable, true},
 		{kerr.UnknownTopicOrPartition, NotFound, false},
 		{kerr.OffsetOutOfRange, OffsetOutOfRange, false},
 		{kerr.TopicAuthorizationFailed, PermissionDenied, false},

@@ -30,14 +30,14 @@
 // references are to those versions):
 //
 //	method            franz-go (kgo)                          IBM/sarama                                   segmentio/kafka-go                            confluent-kafka-go (librdkafka)
-//	Assigned (call)   OnPartitionsAssigned, then              ConsumerGroupHandler.Setup (the offset        ConsumerGroup.Next -> Generation; call        rebalance callback on AssignedPartitions
-//	                  AdjustFetchOffsetsFn sets the offsets;  managers exist, no claim consumes yet);       before gen.Start; one fetch loop per        (inside Poll): Assign with explicit offsets;
-//	                  partitions without an offset are        MarkOffset (forward) / ResetOffset            partition, started at the offset              on an error still Assign, paused
-//	                  dropped from the fetch                  (backward) only when the start differs,
-//	                                                          with the returned metadata; AutoCommit off
-//	Revoked / Lost    OnPartitionsRevoked / OnPartitionsLost  Cleanup: cannot tell, calls Revoked          end of gen.Start; lost told from heartbeat  RevokedPartitions; lost = AssignmentLost()
-//	                                                                                                       error codes read on the group connections   (consumer.go:238)
-//	Fetch             PollRecords; EachError -> errors        ConsumeClaim channels; ConsumerGroup.Errors  per-partition Client.Fetch loops, fanned in  Poll in short slices (it takes no ctx)
+//	Assigned (call)   OnPartitionsAssigned, then              ConsumerGroupHandler.Setup; the claims are   ConsumerGroup.Next -> Generation; call        rebalance callback on AssignedPartitions
+//	                  AdjustFetchOffsetsFn sets the offsets;  paused and never read: the adapter's own     before gen.Start; one fetch loop per          (inside Poll): Assign with explicit offsets;
+//	                  partitions without an offset are        sarama.Consumer partition consumers start    partition, started at the offset              on an error still Assign, paused
+//	                  dropped from the fetch                  at the offset (a claim cannot restart)
+//	Revoked / Lost    OnPartitionsRevoked / OnPartitionsLost  Cleanup; lost told from why the session      end of gen.Start; lost told from heartbeat  RevokedPartitions; lost = AssignmentLost()
+//	                                                          ended (UNKNOWN_MEMBER_ID, ILLEGAL_GENERATION,  error codes read on the group connections   (consumer.go:238)
+//	                                                          FENCED_INSTANCE_ID, heartbeat failure)
+//	Fetch             PollRecords; EachError -> errors        the partition consumers' Messages/Errors     per-partition Client.Fetch loops, fanned in  Poll in short slices (it takes no ctx)
 //	Commit            CommitOffsetsSync + PreCommitFnContext  OffsetCommitRequest to Coordinator(group):   Client.OffsetCommit with GenerationID,        CommitOffsets with TopicPartition.Metadata
 //	                  (sets the metadata string)              Broker.CommitOffset, AddBlock(..., metadata)  MemberID, Metadata (offsetcommit.go:13-47)    (kafka.go:282)
 //	                                                          (broker.go:615, offset_commit_request.go:307)
@@ -51,12 +51,12 @@
 //	                  ForceRebalance; the leader refreshes    session context, the next Consume rejoins;   the generation by returning from a            a full rebalance)
 //	                  metadata before planning                the leader refreshes metadata before         gen.Start function (consumergroup.go:375)
 //	                                                          balancing
-//	Seek (optional)   SetOffsets                              not implemented (Assigned path)              restart the partition's reader                Seek / Assign
-//	Pause / Resume    PauseFetchPartitions / Resume...        ConsumerGroup.Pause / Resume                 per-partition fetch: stop reading             Pause / Resume
+//	Seek (optional)   SetOffsets                              restart the partition consumer               restart the partition's fetch loop            Seek / Assign
+//	Pause / Resume    PauseFetchPartitions / Resume...        stop / restart the partition consumer        per-partition fetch: stop reading             Pause / Resume
 //	Produce           Produce with a promise                  AsyncProducer Input + Successes/Errors       Writer with Completion (Async)                Produce + Events channel
 //	Flush             Flush                                   nothing buffered past Flush.Frequency:       nothing (the Writer sends per BatchTimeout)   Flush(timeoutMs)
 //	                                                          return nil
-//	key partitioner   UniformBytesPartitioner (murmur2 keys)  NewCustomHashPartitioner(murmur2)            a Balancer computing KeyPartition             partitioner=murmur2_random
+//	key partitioner   UniformBytesPartitioner (murmur2 keys)  NewMurmur2Partitioner                        Murmur2Balancer                               partitioner=murmur2_random
 //	idempotence       yes (the default)                       Producer.Idempotent (Version >= 0.11,        none: Idempotent() false                      enable.idempotence
 //	                                                          Net.MaxOpenRequests = 1)
 //	transactions      BeginTransaction / EndTransaction;      Producer.Transaction.ID, BeginTxn,           none: not a Transactor                        InitTransactions, BeginTransaction,

@@ -848,14 +848,6 @@ func (c *consumer) Seek(_ context.Context, offsets map[polykafka.TopicPartition]
 	return nil
 }
 
-func byTopic(tps []polykafka.TopicPartition) map[string][]int32 {
-	m := make(map[string][]int32)
-	for _, tp := range tps {
-		m[tp.Topic] = append(m[tp.Topic], tp.Partition)
-	}
-	return m
-}
-
 // GroupMetadata implements driver.GroupMember.
 func (c *consumer) GroupMetadata() (driver.GroupMetadata, bool) {
 	gen, member, ok := c.session()

@@ -47,6 +47,7 @@ import (
 	"github.com/polykafka/polykafka/adapters/driver"
 	"github.com/polykafka/polykafka/adapters/franz"
 	"github.com/polykafka/polykafka/adapters/kafkago"
+	polysarama "github.com/polykafka/polykafka/adapters/sarama"
 	"github.com/polykafka/polykafka/consumer"
 	"github.com/polykafka/polykafka/discovery"
 )
@@ -74,7 +75,7 @@ func checkFlags(duration time.Duration, rate int, interval time.Duration) error 
 func main() {
 	var (
 		brokers  = flag.String("brokers", "", "comma-separated bootstrap brokers; empty starts an embedded cluster")
-		backend  = flag.String("backend", "franz", "polykafka backend: franz, kafkago")
+		backend  = flag.String("backend", "franz", "polykafka backend: franz, kafkago, sarama")
 		duration = flag.Duration("duration", 10*time.Second, "how long the producer writes")
 		rate     = flag.Int("rate", 200, fmt.Sprintf("records per second, 1 to %d", maxRate))
 		interval = flag.Duration("discovery", 2*time.Second, "consumer partition discovery interval; must be positive")
@@ -97,8 +98,10 @@ func newBackend(name string, seeds []string) (driver.Backend, error) {
 		return franz.New(polykafka.Connection{Brokers: seeds}), nil
 	case "kafkago":
 		return kafkago.New(polykafka.Connection{Brokers: seeds}, nil), nil
+	case "sarama":
+		return polysarama.New(polykafka.Connection{Brokers: seeds}, nil), nil
 	}
-	return nil, fmt.Errorf("unknown -backend %q (available: franz, kafkago)", name)
+	return nil, fmt.Errorf("unknown -backend %q (available: franz, kafkago, sarama)", name)
 }
 
 // partStats is what happened on one partition.
