@@ -568,16 +568,16 @@ func testPollManual(t *testing.T, e *env) {
 	}
 
 	c.Mark(got[:4]...)
-	committed := e.cluster.Committed(t, group, topic)
+	committed := e.positions(t, group, topic)
 	require.Contains(t, committed, int32(0), "%s: the start decision (earliest: offset 0) is committed before any record is handed out", e.rule)
-	assert.Equal(t, int64(0), committed[0].At, "%s: before Commit only the start decision (offset 0) may be committed", e.rule)
+	assert.Equal(t, int64(0), committed[0].Offset, "%s: before Commit only the start decision (offset 0) may be committed", e.rule)
 	require.NoError(t, c.Commit(ctx), "%s: Commit", e.rule)
-	committed = e.cluster.Committed(t, group, topic)
+	committed = e.positions(t, group, topic)
 	require.Contains(t, committed, int32(0), "%s: Commit stored partition 0", e.rule)
-	assert.Equal(t, int64(4), committed[0].At, "%s: Commit stores the offset after the last marked record", e.rule)
+	assert.Equal(t, int64(4), committed[0].Offset, "%s: Commit stores the offset after the last marked record", e.rule)
 
 	require.NoError(t, c.Close(), "%s: Close", e.rule)
-	assert.Equal(t, int64(4), e.cluster.Committed(t, group, topic)[0].At, "%s: Close commits only marked records", e.rule)
+	assert.Equal(t, int64(4), e.positions(t, group, topic)[0].Offset, "%s: Close commits only marked records", e.rule)
 
 	s := newSink()
 	c2 := e.newConsumer(group, []string{topic}, earliestOpts(consumer.Options{}))

@@ -33,6 +33,7 @@ import (
 	"github.com/polykafka/polykafka/adapters/driver"
 	"github.com/polykafka/polykafka/consumer"
 	"github.com/polykafka/polykafka/internal/testcluster"
+	"github.com/polykafka/polykafka/offsetstore"
 	"github.com/polykafka/polykafka/producer"
 )
 
@@ -52,6 +53,16 @@ type Harness struct {
 	// opened on the backend: it should assert that each exposes the native
 	// client.
 	CheckAs func(t *testing.T, c *consumer.Consumer, p *producer.Producer)
+	// Store, when set, returns the store every consumer of a case uses
+	// unless the case sets Options.Store itself: one store per case, shared
+	// by its consumers (so a restarted consumer finds the positions of the
+	// one before). It runs the suite, the start-offset guarantee included,
+	// with positions kept outside Kafka; what a case reads as "committed"
+	// is then read from this store. The few cases that check the Kafka
+	// store itself (commits in Kafka, faults injected into OffsetCommit,
+	// transactional offsets) skip, saying so. Nil means the default store:
+	// the group's commits in Kafka.
+	Store func(t *testing.T) offsetstore.Store
 }
 
 type testCase struct {
@@ -80,6 +91,9 @@ type env struct {
 	cluster *testcluster.Cluster
 	backend driver.Backend
 	logger  *slog.Logger
+	// store is Harness.Store's store for this case, or nil for the Kafka
+	// store.
+	store offsetstore.Store
 }
 
 func newEnv(t *testing.T, h Harness, rule string) *env {
@@ -90,7 +104,12 @@ func newEnv(t *testing.T, h Harness, rule string) *env {
 	} else {
 		logger = slog.New(&testHandler{t: t})
 	}
-	return &env{t: t, h: h, rule: rule, cluster: cl, backend: h.NewBackend(t, cl.Brokers()), logger: logger}
+	e := &env{t: t, h: h, rule: rule, cluster: cl, backend: h.NewBackend(t, cl.Brokers()), logger: logger}
+	if h.Store != nil {
+		e.store = h.Store(t)
+		require.NotNil(t, e.store, "Harness.Store returned a nil store")
+	}
+	return e
 }
 
 // ctx returns a context bounded by d that ends with the test.
@@ -100,12 +119,15 @@ func (e *env) ctx(d time.Duration) context.Context {
 	return ctx
 }
 
-// consumerOpts fills in test defaults: a fast discovery interval and the
-// env's logger.
+// consumerOpts fills in test defaults: a fast discovery interval, the
+// env's logger, and Harness.Store's store.
 func (e *env) consumerOpts(o *consumer.Options) *consumer.Options {
 	var out consumer.Options
 	if o != nil {
 		out = *o
+	}
+	if out.Store == nil && e.store != nil {
+		out.Store = e.store
 	}
 	if out.DiscoveryInterval == 0 {
 		out.DiscoveryInterval = 300 * time.Millisecond
@@ -117,6 +139,34 @@ func (e *env) consumerOpts(o *consumer.Options) *consumer.Options {
 		out.Logger = e.logger
 	}
 	return &out
+}
+
+// positions returns the stored positions of group in topic: from
+// Harness.Store's store if set, else the group's commits in Kafka (with
+// the baseline decoded from their metadata).
+func (e *env) positions(t *testing.T, group, topic string) map[int32]offsetstore.Position {
+	t.Helper()
+	if e.store != nil {
+		got, err := e.store.Load(e.ctx(10*time.Second), group, topic)
+		require.NoError(t, err, "Load(%q, %q) from Harness.Store's store", group, topic)
+		return got
+	}
+	out := make(map[int32]offsetstore.Position)
+	for p, r := range e.cluster.Committed(t, group, topic) {
+		out[p] = offsetstore.Position{Offset: r.At, Baseline: offsetstore.DecodeMetadata(r.Metadata)}
+	}
+	return out
+}
+
+// kafkaStoreOnly marks a case that checks the Kafka store itself: with
+// Harness.Store set it skips, as the suite without Harness.Store runs it.
+func kafkaStoreOnly(why string, run func(*testing.T, *env)) func(*testing.T, *env) {
+	return func(t *testing.T, e *env) {
+		if e.store != nil {
+			t.Skip("checks the Kafka store itself (" + why + "); it runs in the suite without Harness.Store")
+		}
+		run(t, e)
+	}
 }
 
 // newConsumer opens a consumer and closes it at the end of the test.

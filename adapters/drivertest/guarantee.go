@@ -216,6 +216,9 @@ func testCommitRestart(t *testing.T, e *env) {
 		e.wantDecision(d, topic, p, discovery.ReasonCommitted, 10)
 		assert.Equal(t, int64(10), s2.offsets(polykafka.TopicPartition{Topic: topic, Partition: p})[0], "%s: first offset after restart", e.rule)
 	}
+	if e.store != nil {
+		assert.Empty(t, e.cluster.Committed(t, group, topic), "%s: with Harness.Store, positions live in that store and nothing is committed to Kafka", e.rule)
+	}
 }
 
 var errHandler = errors.New("handler refuses this record")
@@ -270,14 +273,14 @@ func handlerFailure(t *testing.T, e *env, h func(polykafka.Record) error, failAt
 	}
 	assert.Equal(t, failAt, handled.Load(), "%s: records after the failed one are not handled", e.rule)
 
-	got := e.cluster.Committed(t, group, topic)
-	assert.Equal(t, failAt, got[0].At, "%s: the commit stops right before the failed record", e.rule)
+	got := e.positions(t, group, topic)
+	assert.Equal(t, failAt, got[0].Offset, "%s: the commit stops right before the failed record", e.rule)
 
 	again := c.Run(e.ctx(5*time.Second), func(context.Context, polykafka.Record) error { return nil })
 	assert.Error(t, again, "%s: a stopped consumer does not run again (it would skip the failed record)", e.rule)
 	require.NoError(t, c.Close())
-	got = e.cluster.Committed(t, group, topic)
-	assert.Equal(t, failAt, got[0].At, "%s: Close does not commit past the failed record", e.rule)
+	got = e.positions(t, group, topic)
+	assert.Equal(t, failAt, got[0].Offset, "%s: Close does not commit past the failed record", e.rule)
 
 	s := newSink()
 	c2 := e.newConsumer(group, []string{topic}, nil)
@@ -368,10 +371,10 @@ func testDiesAfterDecision(t *testing.T, e *env) {
 	c1 := e.newConsumer(group, []string{topic}, nil)
 	done := e.run(c1, func(context.Context, polykafka.Record) error { return errors.New("crash") })
 	e.assigned(wait, topic, 1, c1)
-	got := e.cluster.Committed(t, group, topic)
+	got := e.positions(t, group, topic)
 	require.Contains(t, got, int32(0), "%s: the start decision is committed before any record is handed out", e.rule)
-	assert.Equal(t, int64(5), got[0].At, "%s: the committed decision is the end of the log at assignment", e.rule)
-	assert.Equal(t, int32(1), offsetstore.DecodeMetadata(got[0].Metadata), "%s: the decision records the topic's baseline", e.rule)
+	assert.Equal(t, int64(5), got[0].Offset, "%s: the committed decision is the end of the log at assignment", e.rule)
+	assert.Equal(t, int32(1), got[0].Baseline, "%s: the decision records the topic's baseline", e.rule)
 
 	lost := e.produce(topic, "gap", 10, 0)
 	e.returned(done, "the first member never failed")
@@ -454,7 +457,15 @@ func testFirstGenerationRace(t *testing.T, e *env) {
 func testRawClientCommits(t *testing.T, e *env) {
 	topic, group := e.cluster.Topic(t, 3), e.cluster.Group(t)
 	e.produce(topic, "v", 10, 0, 1, 2)
-	e.cluster.CommitRaw(t, group, topic, map[int32]int64{0: 4, 1: 6})
+	if e.store != nil {
+		// Positions written by another tool into the store: no baseline.
+		require.NoError(t, e.store.Save(e.ctx(10*time.Second), group, map[polykafka.TopicPartition]offsetstore.Position{
+			{Topic: topic, Partition: 0}: {Offset: 4},
+			{Topic: topic, Partition: 1}: {Offset: 6},
+		}), "saving positions without a baseline into Harness.Store's store")
+	} else {
+		e.cluster.CommitRaw(t, group, topic, map[int32]int64{0: 4, 1: 6})
+	}
 
 	s, d := newSink(), newDecisions()
 	c := e.newConsumer(group, []string{topic}, &consumer.Options{Hooks: []any{d}})
@@ -475,9 +486,9 @@ func testRawClientCommits(t *testing.T, e *env) {
 	e.wantDecision(d, topic, 1, discovery.ReasonCommitted, 6)
 	e.wantDecision(d, topic, 2, discovery.ReasonNewPartition, 0)
 	require.NoError(t, c.Close())
-	for p, r := range e.cluster.Committed(t, group, topic) {
-		assert.Equal(t, int32(3), offsetstore.DecodeMetadata(r.Metadata), "%s: polykafka's commits on p%d record the baseline", e.rule, p)
-		assert.Equal(t, int64(10), r.At, "%s: everything processed was committed on p%d", e.rule, p)
+	for p, r := range e.positions(t, group, topic) {
+		assert.Equal(t, int32(3), r.Baseline, "%s: polykafka's commits on p%d record the baseline", e.rule, p)
+		assert.Equal(t, int64(10), r.Offset, "%s: everything processed was committed on p%d", e.rule, p)
 	}
 }
 
@@ -535,7 +546,7 @@ func testHandlerRetry(t *testing.T, e *env) {
 	}
 	assert.Zero(t, attempts[8], "%s: nothing after the record that exhausted its attempts is handled", e.rule)
 	mu.Unlock()
-	assert.Equal(t, int64(7), e.cluster.Committed(t, group, topic)[0].At, "%s: commits stop right before the record that exhausted its attempts", e.rule)
+	assert.Equal(t, int64(7), e.positions(t, group, topic)[0].Offset, "%s: commits stop right before the record that exhausted its attempts", e.rule)
 }
 
 func testRecordsKept(t *testing.T, e *env) {

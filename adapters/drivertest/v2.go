@@ -191,9 +191,9 @@ func testCommitOnRevoke(t *testing.T, e *env) {
 	b := e.newConsumer(group, []string{topic}, &opts)
 	e.run(b, sb.handler)
 	e.eventually(wait, func() bool { return len(b.Assignment()) == 2 && len(a.Assignment()) == 2 }, "two members did not split 4 partitions 2/2")
-	committed := e.cluster.Committed(t, group, topic)
+	committed := e.positions(t, group, topic)
 	for _, tp := range b.Assignment() {
-		assert.Equal(t, int64(10), committed[tp.Partition].At,
+		assert.Equal(t, int64(10), committed[tp.Partition].Offset,
 			"%s: the partition %s moved to the new member with the old member's progress committed (CommitManual: only revoke commits)", e.rule, tp)
 	}
 	more := e.produce(topic, "b", 5, 0, 1, 2, 3)
@@ -317,7 +317,7 @@ func testRunBatch(t *testing.T, e *env) {
 	require.ErrorIs(t, err, errHandler, "%s: RunBatch returns the failing batch's error", e.rule)
 	ff := failedFirst.Load()
 	require.GreaterOrEqual(t, ff, int64(0))
-	assert.Equal(t, ff, e.cluster.Committed(t, group2, topic)[0].At,
+	assert.Equal(t, ff, e.positions(t, group2, topic)[0].Offset,
 		"%s: the commit stops right before the failed batch", e.rule)
 }
 
@@ -635,7 +635,7 @@ func testCloseAfterHandlerOverrun(t *testing.T, e *env) {
 	assert.Contains(t, err.Error(), "handler did not return", "%s: Close says the handler did not return", e.rule)
 	assert.Less(t, took, 3*time.Second, "%s: Close gives up on the handler after CloseTimeout (1s)", e.rule)
 	assert.Equal(t, int64(5), w.beforeLeave.Load(), "%s: Close commits the records processed before the overrunning one before it leaves the group (not only through a revoke the leave may cause)", e.rule)
-	committed := e.cluster.Committed(t, group, topic)
-	assert.Equal(t, int64(5), committed[0].At, "%s: the records processed before the overrunning one are committed when Close returns", e.rule)
+	committed := e.positions(t, group, topic)
+	assert.Equal(t, int64(5), committed[0].Offset, "%s: the records processed before the overrunning one are committed when Close returns", e.rule)
 	e.returned(done, "Run after Close")
 }
