@@ -153,6 +153,9 @@ func (c *Consumer) commitLocked(ctx context.Context, only []polykafka.TopicParti
 		return nil, nil
 	}
 	err := c.store.Save(ctx, c.group, save)
+	// Read before cancel below: only a cancel by Lost makes the commit
+	// "lost"; any other failure keeps the store's classification.
+	lost := parent.Err() == nil && ctx.Err() != nil
 	c.mu.Lock()
 	c.saveCancel = nil
 	c.mu.Unlock()
@@ -161,7 +164,7 @@ func (c *Consumer) commitLocked(ctx context.Context, only []polykafka.TopicParti
 		for ps, p := range pending {
 			ps.committed = p
 		}
-	} else if parent.Err() == nil && ctx.Err() != nil {
+	} else if lost {
 		err = polykafka.NewError(polykafka.Rebalancing, "consumer: commit", "partitions were lost while the commit was in flight", nil)
 	} else {
 		err = c.wrap("consumer: commit", err)

@@ -45,6 +45,7 @@ func cases() []testCase {
 		{"StartDecisionCommitRetriedOnRebalancing", "a start decision whose commit is refused as rebalancing is decided again after a new rebalance; the consumer does not stop (in-process cluster only: needs fault injection)", kafkaStoreOnly("the fault is injected into OffsetCommit", testAssignCommitFails)},
 		{"PartitionsLostThenRejoined", "a member whose session is lost gets HookLost, rejoins, and reads on with zero loss (in-process cluster only: needs fault injection)", testPartitionsLost},
 		{"LostCancelsCommitInFlight", "a member that loses its session while a Commit (1-minute deadline) waits on the store gets HookLost and reads on within seconds: Lost cancels the commit instead of waiting for it (in-process cluster only: needs fault injection)", testLostDuringCommit},
+		{"StoreFailureKeepsItsClass", "a Commit whose store fails returns the store's error with its class (Unavailable stays Unavailable, not Rebalancing), and nothing falls back to Kafka", testStoreFailure},
 		{"CancelledContextIsReturnedUnwrapped", "a cancelled context makes Send, New and Poll return context.Canceled itself", testCancelledContext},
 
 		// The start-offset guarantee.

@@ -2,6 +2,7 @@ package drivertest
 
 import (
 	"context"
+	"errors"
 	"net"
 	"strings"
 	"sync/atomic"
@@ -299,4 +300,42 @@ func testLostDuringCommit(t *testing.T, e *env) {
 	after := e.produce(topic, "after", 5, 0, 1)
 	e.received(s, after, "records after the member rejoined")
 	assert.Less(t, time.Since(start), 30*time.Second, "%s: the member read on long after it lost its partitions", e.rule)
+}
+
+// errStoreDown is the cause of failingStore's failures.
+var errStoreDown = errors.New("the store is down")
+
+// failingStore is a memory store whose Saves fail with an Unavailable
+// error caused by errStoreDown once fail is set.
+type failingStore struct {
+	offsetstore.Store
+	fail atomic.Bool
+}
+
+func (s *failingStore) Save(ctx context.Context, group string, positions map[polykafka.TopicPartition]offsetstore.Position) error {
+	if s.fail.Load() {
+		return polykafka.NewError(polykafka.Unavailable, "test store: Save", "", errStoreDown)
+	}
+	return s.Store.Save(ctx, group, positions)
+}
+
+func testStoreFailure(t *testing.T, e *env) {
+	topic, group := e.cluster.Topic(t, 1), e.cluster.Group(t)
+	e.produce(topic, "v", 3, 0)
+	store := &failingStore{Store: offsetstore.NewMemory()}
+	c := e.newConsumer(group, []string{topic}, &consumer.Options{Store: store, Commit: consumer.CommitManual, Initial: discovery.Earliest})
+	ctx := e.ctx(wait)
+	var got []*polykafka.Record
+	for len(got) < 3 {
+		rs, err := c.Poll(ctx)
+		require.NoError(t, err, "%s: Poll", e.rule)
+		got = append(got, rs...)
+	}
+	store.fail.Store(true)
+	c.Mark(got...)
+	err := c.Commit(ctx)
+	require.Error(t, err, "%s: Commit on a failing store", e.rule)
+	assert.Equal(t, polykafka.Unavailable, polykafka.Code(err), "%s: %v", e.rule, err)
+	assert.ErrorIs(t, err, errStoreDown, "%s: the store's error is reachable with errors.Is", e.rule)
+	assert.Empty(t, e.cluster.Committed(t, group, topic), "%s: a failing store never falls back to committing in Kafka", e.rule)
 }
