@@ -1,8 +1,9 @@
 // Package offsetstore defines where a consumer group keeps its positions,
 // and provides the stores polykafka ships: the group's committed offsets in
 // Kafka (the default; see [NewKafka]) and an in-process memory store
-// ([NewMemory]). Package storetest is the conformance suite every Store
-// passes; run it against your own Store to plug in a database.
+// ([NewMemory]); package offsetstore/redis (redisstore) keeps them in
+// Redis. Package storetest is the conformance suite every Store passes;
+// run it against your own Store to plug in a database.
 //
 // A position records, besides the next offset to read, the baseline of its
 // topic: the partition count the topic had when the group first read it.
