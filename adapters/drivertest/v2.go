@@ -549,6 +549,9 @@ func testOneGrowthOneRebalance(t *testing.T, e *env) {
 	t.Cleanup(func() { _ = c.Close() })
 	e.run(c, newSink().handler)
 	e.assigned(wait, topic, 2, c)
+	// The assignment is visible before HookAssigned runs: wait for the hook
+	// of the first generation, or it may count as the growth's.
+	e.eventually(wait, func() bool { return ac.n.Load() >= 1 }, "HookAssigned did not run for the first assignment")
 	before := ac.n.Load()
 	e.cluster.AddPartitions(t, topic, 4)
 	e.assigned(wait, topic, 4, c)
