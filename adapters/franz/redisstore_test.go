@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"net"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -19,31 +18,15 @@ import (
 	"github.com/polykafka/polykafka/consumer"
 	"github.com/polykafka/polykafka/discovery"
 	"github.com/polykafka/polykafka/internal/testcluster"
+	"github.com/polykafka/polykafka/internal/testredis"
 	"github.com/polykafka/polykafka/offsetstore"
 	redisstore "github.com/polykafka/polykafka/offsetstore/redis"
 	"github.com/polykafka/polykafka/producer"
 )
 
-// redisAddr returns REDIS_ADDR, or skips.
-func redisAddr(t *testing.T) string {
-	t.Helper()
-	addr := os.Getenv("REDIS_ADDR")
-	if addr == "" {
-		t.Skip("REDIS_ADDR not set: skipping the tests that need a real redis-server (.ci/run starts one and sets it)")
-	}
-	return addr
-}
+func redisAddr(t *testing.T) string { return testredis.Addr(t) }
 
-// newRedisStore returns a Redis store on a client of its own to addr,
-// closed at the end of the test.
-func newRedisStore(t *testing.T, addr string) *redisstore.Store {
-	t.Helper()
-	c := redis.NewClient(&redis.Options{Addr: addr})
-	t.Cleanup(func() { _ = c.Close() })
-	s, err := redisstore.New(c, nil)
-	require.NoError(t, err, "redisstore.New")
-	return s
-}
+func newRedisStore(t *testing.T, addr string) *redisstore.Store { return testredis.Store(t, addr) }
 
 // TestConformanceRedisStore runs the conformance suite with the Redis
 // store instead of the group's commits in Kafka: the start-offset

@@ -16,6 +16,8 @@ import (
 	"github.com/polykafka/polykafka/adapters/drivertest"
 	polysarama "github.com/polykafka/polykafka/adapters/sarama"
 	"github.com/polykafka/polykafka/consumer"
+	"github.com/polykafka/polykafka/internal/testredis"
+	"github.com/polykafka/polykafka/offsetstore"
 	"github.com/polykafka/polykafka/producer"
 )
 
@@ -67,8 +69,9 @@ func testBackend(_ *testing.T, brokers []string) driver.Backend {
 	return polysarama.New(polykafka.Connection{Brokers: brokers}, cfg)
 }
 
-func TestConformance(t *testing.T) {
-	drivertest.Run(t, drivertest.Harness{
+// harness is the backend under test for the conformance suite.
+func harness() drivertest.Harness {
+	return drivertest.Harness{
 		Name:         "sarama",
 		NewBackend:   testBackend,
 		Transactions: true,
@@ -85,5 +88,18 @@ func TestConformance(t *testing.T) {
 			require.True(t, p.As(&ap), "a sarama producer exposes its sarama.AsyncProducer")
 			assert.NotNil(t, ap)
 		},
-	})
+	}
+}
+
+func TestConformance(t *testing.T) {
+	drivertest.Run(t, harness())
+}
+
+// TestConformanceRedisStore runs the suite with positions kept in Redis
+// instead of the group's commits (skipped without REDIS_ADDR).
+func TestConformanceRedisStore(t *testing.T) {
+	addr := testredis.Addr(t)
+	h := harness()
+	h.Store = func(t *testing.T) offsetstore.Store { return testredis.Store(t, addr) }
+	drivertest.Run(t, h)
 }
