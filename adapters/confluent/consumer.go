@@ -485,7 +485,22 @@ func (c *consumer) ListOffsets(ctx context.Context, tps []polykafka.TopicPartiti
 	for _, tp := range tps {
 		req[nativeTP(tp, 0)] = spec
 	}
+	var topics []string
+	seen := make(map[string]bool)
+	for _, tp := range tps {
+		if !seen[tp.Topic] {
+			seen[tp.Topic] = true
+			topics = append(topics, tp.Topic)
+		}
+	}
 	err := c.call(ctx, func() error {
+		// librdkafka finds the partitions' leaders in its metadata cache
+		// and fails ("No leaders found") for partitions the cache does
+		// not show yet, such as partitions just added: a metadata request
+		// for the topics updates the cache first.
+		if _, err := partitionCounts(ctx, c.kc, topics); err != nil {
+			return err
+		}
 		tctx, cancel := context.WithTimeout(ctx, maxCallTimeout)
 		defer cancel()
 		res, err := c.adm.ListOffsets(tctx, req)
