@@ -1,6 +1,11 @@
-// Package polykafka is a portable Kafka consumer and producer API over four
-// Go Kafka clients — IBM/sarama, segmentio/kafka-go, confluent-kafka-go and
-// twmb/franz-go — with one set of semantics whichever client runs underneath.
+// Package polykafka is a portable Kafka consumer and producer API over the
+// Go Kafka clients, with one set of semantics whichever client runs
+// underneath. Each client is reached through an adapter; adapters ship for
+// twmb/franz-go ([github.com/polykafka/polykafka/adapters/franz]), and
+// adapters for IBM/sarama, segmentio/kafka-go and confluent-kafka-go are
+// being added. Other adapters implement the contract in
+// [github.com/polykafka/polykafka/adapters/driver] and check themselves with
+// the conformance suite in [github.com/polykafka/polykafka/adapters/drivertest].
 //
 // This root package holds the types both directions share: [Record],
 // [Header], [TopicPartition], and the error classification ([ErrorCode],

@@ -7,11 +7,13 @@ import (
 )
 
 // ErrorCode classifies an error independently of the backend that produced
-// it. All four supported clients expose the Kafka protocol error code, so
-// the classification is shared: see [CodeForKafka].
+// it. Every Kafka client exposes the Kafka protocol error code, so the
+// classification is shared by all adapters: see [CodeForKafka].
 type ErrorCode int
 
-// Error codes, roughly from "do not retry" to "retry".
+// Error codes. Values are stable: new codes are appended, so the list is
+// not sorted by meaning. Only Rebalancing and Unavailable are retryable
+// (see [IsRetryable]).
 const (
 	// OK is the code of a nil error.
 	OK ErrorCode = iota
@@ -40,6 +42,13 @@ const (
 	// Unavailable is a transient condition: leader moving, coordinator
 	// loading, broker unreachable, request timeout. Retrying may succeed.
 	Unavailable
+	// Fenced is a member or producer replaced by another with the same
+	// identity (the same group.instance.id, or the same transactional id
+	// with a newer epoch): FENCED_INSTANCE_ID, PRODUCER_FENCED,
+	// INVALID_PRODUCER_EPOCH. It is not retryable: the fenced consumer or
+	// producer stays unusable; close it, and create a new one only if this
+	// process should take the identity back.
+	Fenced
 )
 
 var codeNames = [...]string{
@@ -54,6 +63,7 @@ var codeNames = [...]string{
 	OffsetOutOfRange: "offset out of range",
 	Rebalancing:      "rebalancing",
 	Unavailable:      "unavailable",
+	Fenced:           "fenced",
 }
 
 // String returns the code's name, for example "not found".
@@ -80,6 +90,7 @@ var (
 	ErrOffsetOutOfRange error = sentinel(OffsetOutOfRange)
 	ErrRebalancing      error = sentinel(Rebalancing)
 	ErrUnavailable      error = sentinel(Unavailable)
+	ErrFenced           error = sentinel(Fenced)
 )
 
 type sentinel ErrorCode
@@ -186,8 +197,10 @@ func CodeForKafka(code int16) ErrorCode {
 		return PermissionDenied
 	case 33, 35: // UNSUPPORTED_SASL_MECHANISM, UNSUPPORTED_VERSION
 		return Unimplemented
-	case 22, 25, 27, 79, 82: // ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID, REBALANCE_IN_PROGRESS, MEMBER_ID_REQUIRED, FENCED_INSTANCE_ID
+	case 22, 25, 27, 79: // ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID, REBALANCE_IN_PROGRESS, MEMBER_ID_REQUIRED
 		return Rebalancing
+	case 47, 82, 90: // INVALID_PRODUCER_EPOCH, FENCED_INSTANCE_ID, PRODUCER_FENCED
+		return Fenced
 	case -1, 5, 6, 7, 8, 13, 14, 15, 16, 19, 20, 56, 74, 75, 89: // UNKNOWN_SERVER_ERROR, LEADER_NOT_AVAILABLE, NOT_LEADER_OR_FOLLOWER, REQUEST_TIMED_OUT, BROKER_NOT_AVAILABLE, NETWORK_EXCEPTION, COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE, NOT_COORDINATOR, NOT_ENOUGH_REPLICAS(_AFTER_APPEND), KAFKA_STORAGE_ERROR, FENCED/UNKNOWN_LEADER_EPOCH, THROTTLING_QUOTA_EXCEEDED
 		return Unavailable
 	}

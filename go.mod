@@ -10,8 +10,8 @@ require (
 	github.com/twmb/franz-go/pkg/kadm v1.19.0
 	github.com/twmb/franz-go/pkg/kfake v0.0.0-20260918054303-01f206a7e32c
 	github.com/twmb/franz-go/pkg/kmsg v1.15.0
-	// goleak (tests only): checks that no goroutine outlives Close, which
-	// DESIGN.md section 5 asks of every adapter test binary.
+	// goleak (tests only): each adapter's test binary checks that no
+	// goroutine outlives Close.
 	go.uber.org/goleak v1.3.0
 )
 

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/polykafka/polykafka"
+	"github.com/polykafka/polykafka/adapters/driver"
 	"github.com/polykafka/polykafka/offsetstore"
 )
 
@@ -23,7 +24,7 @@ func (c *Consumer) Mark(rs ...*polykafka.Record) {
 			continue
 		}
 		ps := c.parts[r.TopicPartition()]
-		if ps == nil || r.Offset < ps.start {
+		if ps == nil || r.Offset < ps.start.Load() {
 			continue
 		}
 		if next := r.Offset + 1; next > ps.processed.Load() {
@@ -33,17 +34,56 @@ func (c *Consumer) Mark(rs ...*polykafka.Record) {
 }
 
 // Commit synchronously commits the offsets of processed (marked) records.
-// It is the way to commit with CommitManual, and may be called in any mode.
+// It is the way to commit with CommitManual, and may be called in any mode
+// but CommitTransactional.
 func (c *Consumer) Commit(ctx context.Context) error {
+	const op = "consumer: Commit"
 	if c.closed.Load() {
-		return polykafka.NewError(polykafka.Closed, "consumer: Commit", "", nil)
+		return polykafka.NewError(polykafka.Closed, op, "", nil)
+	}
+	if c.s.Commit == CommitTransactional {
+		return polykafka.NewError(polykafka.InvalidArgument, op, "the commit mode is CommitTransactional: commit through producer.SendOffsets", nil)
 	}
 	return c.commitProcessed(ctx, nil)
+}
+
+// TransactionOffsets returns the member's group metadata and the offsets
+// (with their commit metadata) of processed records not committed yet, for
+// producer.SendOffsets. It fails with code Unimplemented if the backend
+// cannot report its group metadata, and with Rebalancing while the member
+// has no generation.
+func (c *Consumer) TransactionOffsets() (driver.GroupMetadata, map[polykafka.TopicPartition]polykafka.CommittedOffset, error) {
+	const op = "consumer: TransactionOffsets"
+	if c.closed.Load() {
+		return driver.GroupMetadata{}, nil, polykafka.NewError(polykafka.Closed, op, "", nil)
+	}
+	gm, ok := c.d.(driver.GroupMember)
+	if !ok {
+		return driver.GroupMetadata{}, nil, polykafka.NewError(polykafka.Unimplemented, op, "backend cannot report its group metadata", nil)
+	}
+	md, ok := gm.GroupMetadata()
+	if !ok {
+		return driver.GroupMetadata{}, nil, polykafka.NewError(polykafka.Rebalancing, op, "the member has no generation", nil)
+	}
+	out := make(map[polykafka.TopicPartition]polykafka.CommittedOffset)
+	c.commitMu.Lock() // guards ps.committed
+	defer c.commitMu.Unlock()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for tp, ps := range c.parts {
+		if p := ps.processed.Load(); p > ps.committed {
+			out[tp] = polykafka.CommittedOffset{Offset: p, Metadata: offsetstore.EncodeMetadata(ps.baseline)}
+		}
+	}
+	return md, out, nil
 }
 
 // commitProcessed stores the processed offset of every partition in only
 // (all assigned partitions if only is nil) that moved since its last commit.
 func (c *Consumer) commitProcessed(ctx context.Context, only []polykafka.TopicPartition) error {
+	if c.s.Commit == CommitTransactional {
+		return nil
+	}
 	offsets, err := c.commitLocked(ctx, only)
 	if offsets != nil {
 		c.eachHook(func(h any) {
@@ -80,6 +120,9 @@ func (c *Consumer) commitLocked(ctx context.Context, only []polykafka.TopicParti
 	offsets := make(map[polykafka.TopicPartition]int64)
 	pending := make(map[*partState]int64)
 	for _, ps := range states {
+		if ps.gone.Load() {
+			continue
+		}
 		if p := ps.processed.Load(); p > ps.committed {
 			save[ps.tp] = offsetstore.Position{Offset: p, Baseline: ps.baseline}
 			offsets[ps.tp] = p
@@ -89,11 +132,37 @@ func (c *Consumer) commitLocked(ctx context.Context, only []polykafka.TopicParti
 	if len(save) == 0 {
 		return nil, nil
 	}
+	// Lost cancels a commit in flight (see Lost).
+	// Registering the cancel and dropping partitions lost meanwhile happen
+	// under c.mu, as Lost's forget does: either Lost sees the cancel, or
+	// this sees the partitions gone.
+	parent := ctx
+	ctx, cancel := context.WithCancel(ctx)
+	c.mu.Lock()
+	c.saveCancel = cancel
+	for ps := range pending {
+		if ps.gone.Load() {
+			delete(pending, ps)
+			delete(save, ps.tp)
+			delete(offsets, ps.tp)
+		}
+	}
+	c.mu.Unlock()
+	if len(save) == 0 {
+		cancel()
+		return nil, nil
+	}
 	err := c.store.Save(ctx, c.group, save)
+	c.mu.Lock()
+	c.saveCancel = nil
+	c.mu.Unlock()
+	cancel()
 	if err == nil {
 		for ps, p := range pending {
 			ps.committed = p
 		}
+	} else if parent.Err() == nil && ctx.Err() != nil {
+		err = polykafka.NewError(polykafka.Rebalancing, "consumer: commit", "partitions were lost while the commit was in flight", nil)
 	} else {
 		err = c.wrap("consumer: commit", err)
 	}

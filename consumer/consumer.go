@@ -6,7 +6,7 @@
 // the partition is handed out, watches its topics for new partitions, and
 // commits processed offsets at least once.
 //
-//	c, err := consumer.New(ctx, franz.New(kgo.SeedBrokers(addr)), "billing", []string{"orders"}, nil)
+//	c, err := consumer.New(ctx, franz.New(polykafka.Connection{Brokers: brokers}), "billing", []string{"orders"}, nil)
 //	if err != nil { ... }
 //	defer c.Close()
 //	err = c.Run(ctx, func(ctx context.Context, r *polykafka.Record) error {
@@ -24,14 +24,27 @@
 //
 // Errors are *polykafka.Error values: use polykafka.Code, errors.Is with
 // polykafka.ErrNotFound and friends, or errors.As to reach the backend's
-// native error. Context errors are returned as they are.
+// native error. context.Canceled is returned as it is; a deadline that
+// expires while the cluster does not answer is an Unavailable error that
+// still matches errors.Is(err, context.DeadlineExceeded).
+//
+// Which errors stop the consumer is decided here, the same way on every
+// backend: authorization failures (PermissionDenied), a capability the
+// backend or broker lacks (Unimplemented), a fenced member (Fenced) and a
+// start decision that cannot be made for a reason other than a transient
+// one. Everything else (leader moves, unavailable brokers, rebalances) is
+// logged at warn level and retried; an out-of-range fetch position follows
+// Options.OutOfRange.
 package consumer
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,6 +52,7 @@ import (
 	"github.com/polykafka/polykafka"
 	"github.com/polykafka/polykafka/adapters/driver"
 	"github.com/polykafka/polykafka/discovery"
+	"github.com/polykafka/polykafka/internal/errs"
 	"github.com/polykafka/polykafka/offsetstore"
 )
 
@@ -55,18 +69,29 @@ type Consumer struct {
 	known    map[string]int32 // partition counts at New; read-only once ready is closed
 	ready    chan struct{}    // closed when New has finished (or failed)
 	newErr   error            // set before ready is closed if New failed
-	bg       context.Context
+	bg       context.Context  // ends at Close
 	bgCancel context.CancelFunc
 	bgWG     sync.WaitGroup
 
-	mu    sync.Mutex
-	parts map[polykafka.TopicPartition]*partState
+	// stop ends a Run in progress when the consumer fails for good (a
+	// start decision that cannot be made, a fatal fetch error).
+	stop       context.Context
+	stopCancel context.CancelFunc
+	failed     atomic.Pointer[error]
+
+	mu          sync.Mutex
+	parts       map[polykafka.TopicPartition]*partState
+	counts      map[string]int32 // latest partition counts seen
+	assignFails int              // consecutive retryable start-decision failures
+	rejoinTimer *time.Timer      // a rejoin scheduled after such a failure
+	assignedCh  chan struct{}    // closed (and replaced) when partitions are assigned
+	saveCancel  context.CancelFunc
 
 	commitMu sync.Mutex // serialises commits
 
-	polling   atomic.Bool // a Run, RunBatch or Poll is in progress
-	pollMu    sync.Mutex  // held by Run, RunBatch and Poll while they work
-	failed    atomic.Pointer[error]
+	polling   atomic.Bool  // a Run, RunBatch or Poll is in progress
+	pollMu    sync.Mutex   // held by Run, RunBatch and Poll while they work
+	runGo     atomic.Int64 // the goroutine running Run, RunBatch or Poll
 	closed    atomic.Bool
 	closeMu   sync.Mutex
 	closeErr  error
@@ -78,8 +103,8 @@ type Consumer struct {
 // assignment can be told apart.
 type partState struct {
 	tp        polykafka.TopicPartition
-	start     int64
 	baseline  int32
+	start     atomic.Int64 // records before it are not handed out
 	processed atomic.Int64 // next offset to commit
 	committed int64        // guarded by Consumer.commitMu
 	gone      atomic.Bool  // revoked or lost
@@ -87,9 +112,11 @@ type partState struct {
 
 // New creates a member of group reading topics on backend b. It checks
 // that every topic exists (an error with code NotFound otherwise), joins
-// the group and returns without waiting for the first assignment.
+// the group and returns without waiting for the first assignment (see
+// AwaitAssignment).
 //
 // ctx bounds New itself; if it has no deadline, Options.CloseTimeout does.
+// If no broker answers in time, New returns an Unavailable error.
 func New(ctx context.Context, b driver.Backend, group string, topics []string, opts *Options) (*Consumer, error) {
 	const op = "consumer: New"
 	invalid := func(msg string) error { return polykafka.NewError(polykafka.InvalidArgument, op, msg, nil) }
@@ -113,6 +140,9 @@ func New(ctx context.Context, b driver.Backend, group string, topics []string, o
 	if err != nil {
 		return nil, invalid(err.Error())
 	}
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, s.CloseTimeout)
@@ -120,23 +150,26 @@ func New(ctx context.Context, b driver.Backend, group string, topics []string, o
 	}
 
 	c := &Consumer{
-		group:  group,
-		topics: slices.Clone(topics),
-		s:      s,
-		ready:  make(chan struct{}),
-		parts:  make(map[polykafka.TopicPartition]*partState),
+		group:      group,
+		topics:     slices.Clone(topics),
+		s:          s,
+		ready:      make(chan struct{}),
+		parts:      make(map[polykafka.TopicPartition]*partState),
+		assignedCh: make(chan struct{}),
 	}
 	c.bg, c.bgCancel = context.WithCancel(context.Background())
+	c.stop, c.stopCancel = context.WithCancel(context.Background())
 
 	d, err := b.OpenConsumer(ctx, driver.ConsumerConfig{
-		Group:   group,
-		Topics:  c.topics,
-		Handler: (*groupHandler)(c),
-		Logger:  s.Logger,
+		Group:         group,
+		Topics:        c.topics,
+		Handler:       (*groupHandler)(c),
+		ReadCommitted: s.ReadCommitted,
+		Logger:        s.Logger,
 	})
 	if err != nil {
 		c.fail(err)
-		return nil, polykafka.NewError(polykafka.Unknown, op, "", err)
+		return nil, errs.Wrap(op, err, polykafka.Code)
 	}
 	c.d = d
 	c.store = s.Store
@@ -144,13 +177,24 @@ func New(ctx context.Context, b driver.Backend, group string, topics []string, o
 		c.store = offsetstore.NewKafka(group, d)
 	}
 
-	counts, err := d.PartitionCounts(ctx, c.topics)
+	// The first request to the cluster: bounded here, whatever the
+	// client's own dial timeouts are.
+	var counts map[string]int32
+	err = within(ctx, func(ctx context.Context) error {
+		var err error
+		counts, err = d.PartitionCounts(ctx, c.topics)
+		return err
+	})
 	if err != nil {
 		c.fail(err)
-		_ = d.Close(ctx)
+		closeDriver(d, s.CloseTimeout)
+		if ctx.Err() != nil {
+			return nil, errs.Deadline(op, "no broker answered before the deadline", ctx.Err(), err)
+		}
 		return nil, c.wrap(op, err)
 	}
 	c.known = counts
+	c.counts = counts
 	close(c.ready)
 
 	if s.DiscoveryInterval > 0 {
@@ -163,12 +207,36 @@ func New(ctx context.Context, b driver.Backend, group string, topics []string, o
 	return c, nil
 }
 
+// within runs fn with ctx and returns its error, or ctx's error as soon as
+// ctx is done even if fn has not returned (it is left to finish on its
+// own): the portable layer bounds calls into clients that do not.
+func within(ctx context.Context, fn func(context.Context) error) error {
+	done := make(chan error, 1)
+	go func() { done <- fn(ctx) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// closeDriver closes d in the background, bounded by timeout.
+func closeDriver(d driver.Consumer, timeout time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	go func() {
+		defer cancel()
+		_ = d.Close(ctx)
+	}()
+}
+
 // fail marks New as failed so that a concurrent Assigned call returns.
 func (c *Consumer) fail(err error) {
 	c.newErr = err
 	c.closed.Store(true)
 	close(c.ready)
 	c.bgCancel()
+	c.stopCancel()
 }
 
 func (c *Consumer) goBG(fn func(context.Context)) {
@@ -181,14 +249,23 @@ func (c *Consumer) goBG(fn func(context.Context)) {
 
 // wrap classifies err with the driver and wraps it once.
 func (c *Consumer) wrap(op string, err error) error {
-	if err == nil {
-		return nil
+	return errs.Wrap(op, err, c.classify)
+}
+
+// classify is the error's code: its own if it is a *polykafka.Error, else
+// the driver's classification.
+func (c *Consumer) classify(err error) polykafka.ErrorCode {
+	if code := polykafka.Code(err); code != polykafka.Unknown {
+		return code
 	}
-	var pe *polykafka.Error
-	if errors.As(err, &pe) {
-		return err
-	}
-	return polykafka.NewError(c.d.ErrorCode(err), op, "", err)
+	return c.d.ErrorCode(err)
+}
+
+// stopWith makes err the consumer's sticky failure and ends a Run in
+// progress, which returns err.
+func (c *Consumer) stopWith(err error) {
+	c.failed.CompareAndSwap(nil, &err)
+	c.stopCancel()
 }
 
 func (c *Consumer) onGrowth(ctx context.Context, counts map[string]int32, grown []discovery.Growth) {
@@ -200,6 +277,9 @@ func (c *Consumer) onGrowth(ctx context.Context, counts map[string]int32, grown 
 			}
 		})
 	}
+	c.mu.Lock()
+	c.counts = counts
+	c.mu.Unlock()
 	if err := c.d.Rejoin(ctx, counts); err != nil && ctx.Err() == nil {
 		c.s.Logger.Warn("polykafka: rejoin after partition growth failed", "group", c.group, "err", err)
 	}
@@ -221,12 +301,39 @@ func (c *Consumer) Assignment() []polykafka.TopicPartition {
 	return out
 }
 
+// AwaitAssignment blocks until this member owns at least one partition
+// whose start was decided, and returns the assignment. It returns ctx's
+// error if that does not happen before ctx is done (a group with more
+// members than partitions leaves some members without any), and an error
+// with code Closed if the consumer is closed. Records are fetched only
+// while Run, RunBatch or Poll runs, but assignment does not wait for them.
+func (c *Consumer) AwaitAssignment(ctx context.Context) ([]polykafka.TopicPartition, error) {
+	for {
+		c.mu.Lock()
+		n, ch := len(c.parts), c.assignedCh
+		c.mu.Unlock()
+		if n > 0 {
+			return c.Assignment(), nil
+		}
+		if c.closed.Load() {
+			return nil, polykafka.NewError(polykafka.Closed, "consumer: AwaitAssignment", "", nil)
+		}
+		if e := c.failed.Load(); e != nil {
+			return nil, *e
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-c.bg.Done():
+		case <-c.stop.Done():
+		}
+	}
+}
+
 func compareTP(a, b polykafka.TopicPartition) int {
 	if a.Topic != b.Topic {
-		if a.Topic < b.Topic {
-			return -1
-		}
-		return 1
+		return strings.Compare(a.Topic, b.Topic)
 	}
 	return int(a.Partition - b.Partition)
 }
@@ -241,10 +348,20 @@ func (c *Consumer) As(target any) bool {
 }
 
 // Pause stops fetching tps until Resume. Records already fetched may still
-// be delivered. It returns an error with code Unimplemented if the backend
-// cannot pause.
+// be delivered. Every partition must be assigned to this member (an error
+// with code InvalidArgument names the first that is not). It returns an
+// error with code Unimplemented if the backend cannot pause.
 func (c *Consumer) Pause(ctx context.Context, tps ...polykafka.TopicPartition) error {
-	const op = "consumer: Pause"
+	return c.pauseResume(ctx, "consumer: Pause", tps, true)
+}
+
+// Resume resumes fetching tps paused by Pause. Every partition must be
+// assigned to this member, as for Pause.
+func (c *Consumer) Resume(ctx context.Context, tps ...polykafka.TopicPartition) error {
+	return c.pauseResume(ctx, "consumer: Resume", tps, false)
+}
+
+func (c *Consumer) pauseResume(ctx context.Context, op string, tps []polykafka.TopicPartition, pause bool) error {
 	if c.closed.Load() {
 		return polykafka.NewError(polykafka.Closed, op, "", nil)
 	}
@@ -252,41 +369,54 @@ func (c *Consumer) Pause(ctx context.Context, tps ...polykafka.TopicPartition) e
 	if !ok {
 		return polykafka.NewError(polykafka.Unimplemented, op, "backend cannot pause partitions", nil)
 	}
-	return c.wrap(op, p.Pause(ctx, tps))
-}
-
-// Resume resumes fetching tps paused by Pause.
-func (c *Consumer) Resume(ctx context.Context, tps ...polykafka.TopicPartition) error {
-	const op = "consumer: Resume"
-	if c.closed.Load() {
-		return polykafka.NewError(polykafka.Closed, op, "", nil)
+	c.mu.Lock()
+	for _, tp := range tps {
+		if c.parts[tp] == nil {
+			c.mu.Unlock()
+			return polykafka.NewError(polykafka.InvalidArgument, op, tp.String()+" is not assigned to this member", nil)
+		}
 	}
-	p, ok := c.d.(driver.Pauser)
-	if !ok {
-		return polykafka.NewError(polykafka.Unimplemented, op, "backend cannot resume partitions", nil)
+	c.mu.Unlock()
+	if pause {
+		return c.wrap(op, p.Pause(ctx, tps))
 	}
 	return c.wrap(op, p.Resume(ctx, tps))
 }
 
 // Close stops Run, RunBatch and Poll (they return nil), waits for the
 // handler call in progress, commits processed offsets, leaves the group and
-// releases the client, all within Options.CloseTimeout. It is idempotent:
-// later calls return the first call's result. Do not call it from a
-// handler (it would wait CloseTimeout for that handler to return): cancel
+// releases the client. It is idempotent: later calls return the first
+// call's result.
+//
+// Each phase has its own bound, so that a handler that overruns does not
+// cost the commit its chance: waiting for the handler takes at most
+// Options.CloseTimeout, the commit and leaving the group at most 10s each
+// after that.
+//
+// Close called from inside a handler (on the goroutine running Run,
+// RunBatch or Poll) would wait for that handler to return: it fails at
+// once with an error with code InvalidArgument and closes nothing. Cancel
 // Run's context instead, and Close after Run returned.
 func (c *Consumer) Close() error {
+	const op = "consumer: Close"
+	if g := c.runGo.Load(); g != 0 && g == goid() {
+		return polykafka.NewError(polykafka.InvalidArgument, op,
+			"called from inside a handler, which Close would wait for: cancel Run's context and Close after Run returns", nil)
+	}
 	c.closeMu.Lock()
 	defer c.closeMu.Unlock()
 	if c.closeDone {
 		return c.closeErr
 	}
 	c.closeDone = true
-	const op = "consumer: Close"
-	ctx, cancel := context.WithTimeout(context.Background(), c.s.CloseTimeout)
-	defer cancel()
 
 	c.closed.Store(true)
 	c.bgCancel() // stops the watcher, the commit loop and a Run in progress
+	c.mu.Lock()
+	if c.rejoinTimer != nil {
+		c.rejoinTimer.Stop()
+	}
+	c.mu.Unlock()
 	waitCh := make(chan struct{})
 	go func() {
 		c.pollMu.Lock() // the Run in progress has returned
@@ -294,20 +424,46 @@ func (c *Consumer) Close() error {
 		c.bgWG.Wait()
 		close(waitCh)
 	}()
-	var errs []error
+	var errList []error
 	select {
 	case <-waitCh:
-	case <-ctx.Done():
-		errs = append(errs, polykafka.NewError(polykafka.Unavailable, op, "timed out waiting for the handler to return", nil))
+	case <-time.After(c.s.CloseTimeout):
+		errList = append(errList, polykafka.NewError(polykafka.Unavailable, op,
+			"the handler did not return within CloseTimeout ("+c.s.CloseTimeout.String()+"); committing what was processed before it", nil))
 	}
-	if err := c.commitProcessed(ctx, nil); err != nil {
-		errs = append(errs, err)
+	cctx, cancel := context.WithTimeout(context.Background(), phaseTimeout)
+	if err := c.commitProcessed(cctx, nil); err != nil {
+		errList = append(errList, c.wrap(op, err))
 	}
-	if err := c.d.Close(ctx); err != nil {
-		errs = append(errs, c.wrap(op, err))
+	cancel()
+	lctx, cancel := context.WithTimeout(context.Background(), phaseTimeout)
+	if err := within(lctx, c.d.Close); err != nil {
+		if lctx.Err() != nil {
+			err = errs.Deadline(op, "leaving the group did not finish", lctx.Err(), nil)
+		}
+		errList = append(errList, c.wrap(op, err))
 	}
-	c.closeErr = errors.Join(errs...)
+	cancel()
+	c.stopCancel()
+	c.closeErr = errors.Join(errList...)
 	return c.closeErr
+}
+
+// phaseTimeout bounds the commit and the leave of Close, each.
+const phaseTimeout = 10 * time.Second
+
+// goid returns the current goroutine's id, read from its stack header
+// ("goroutine 42 [running]:"). Called once per Run and once per Close.
+func goid() int64 {
+	var buf [64]byte
+	s := string(buf[:runtime.Stack(buf[:], false)])
+	s, _ = strings.CutPrefix(s, "goroutine ")
+	i := strings.IndexByte(s, ' ')
+	if i < 0 {
+		return 0
+	}
+	n, _ := strconv.ParseInt(s[:i], 10, 64)
+	return n
 }
 
 // retry runs fn until it succeeds, fails with an error that is not
@@ -321,17 +477,15 @@ func (c *Consumer) retry(ctx context.Context, fn func() error) error {
 		if err = fn(); err == nil {
 			return nil
 		}
-		code := polykafka.Code(err)
-		if code == polykafka.Unknown {
-			code = c.d.ErrorCode(err)
-		}
-		if code != polykafka.Unavailable {
+		if c.classify(err) != polykafka.Unavailable {
 			return err
 		}
+		t := time.NewTimer(backoff)
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return err
-		case <-time.After(backoff):
+		case <-t.C:
 		}
 		backoff *= 2
 	}

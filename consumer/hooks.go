@@ -7,16 +7,26 @@ import (
 	"github.com/polykafka/polykafka/discovery"
 )
 
-// Hooks are small interfaces; a value in Options.Hooks implements any
-// number of them. Hooks are called synchronously from the consumer's
-// internal goroutines (rebalance hooks from inside the backend's rebalance
-// callback) and must return quickly. They must not call the Consumer's
-// Close, Commit, Pause or Resume: cancel Run's context instead. New hooks
-// may be added without breaking existing values.
-
 // HookStartDecision is called once per assigned partition with the
 // decision of where it starts, after the decision was stored and before the
 // first record of the partition is handed out.
+//
+// What holds for every hook (this one, [HookAssigned], [HookRevoked],
+// [HookLost], [HookPartitionsDiscovered] and [HookCommit]): hooks are small
+// interfaces; a value in [Options.Hooks] implements any number of them. New
+// hooks may be added without breaking existing values. Hooks are called
+// synchronously from the consumer's internal goroutines (rebalance hooks
+// from inside the backend's rebalance callback) and must return quickly.
+// They must not call the Consumer's Close, Commit, Pause or Resume: cancel
+// Run's context instead.
+//
+// Concurrency: the rebalance hooks (HookStartDecision, HookAssigned,
+// HookRevoked, HookLost) never run concurrently with each other or
+// themselves. HookCommit may run concurrently with the rebalance hooks and
+// with itself: commits come from the periodic commit loop, from Commit,
+// from revocation and from Close. HookPartitionsDiscovered runs on the
+// partition discovery goroutine, concurrently with any other hook. A value
+// implementing several hooks guards its own state.
 type HookStartDecision interface {
 	OnStartDecision(d discovery.Decision)
 }

@@ -19,6 +19,12 @@ const (
 	// CommitManual commits processed offsets only when Commit is called,
 	// and on revoke and Close.
 	CommitManual
+	// CommitTransactional never commits processed offsets itself (not on
+	// revoke, not on Close; Commit fails): a transactional producer
+	// commits them with its transaction (producer.SendOffsets), so that
+	// they are committed exactly when the records produced from them are.
+	// Start decisions are still committed at assignment.
+	CommitTransactional
 )
 
 // ErrorPolicy says what Run does when the handler returns an error or
@@ -89,8 +95,14 @@ type Options struct {
 	// and records may be kept. Poll always allocates.
 	ReuseRecords bool
 
-	// CloseTimeout bounds Close, and New when its context has no deadline.
-	// Zero means 30s.
+	// ReadCommitted makes the consumer read only records of committed
+	// transactions (and records written outside transactions), as Kafka's
+	// isolation.level=read_committed does. False (the default) reads
+	// everything, the clients' default.
+	ReadCommitted bool
+
+	// CloseTimeout bounds New when its context has no deadline, and the
+	// wait for the handler in Close. Zero means 30s.
 	CloseTimeout time.Duration
 
 	// Logger receives the consumer's logs: start decisions and discovered
@@ -126,7 +138,7 @@ func (o *Options) settings() (settings, error) {
 	s.NewPartitions = s.NewPartitions.Or(discovery.Earliest)
 	s.OutOfRange = s.OutOfRange.Or(discovery.Earliest)
 	switch {
-	case s.Commit != CommitPeriodic && s.Commit != CommitManual:
+	case s.Commit < CommitPeriodic || s.Commit > CommitTransactional:
 		return s, fmt.Errorf("Options.Commit: unknown commit mode %d", s.Commit)
 	case s.CommitInterval < 0:
 		return s, fmt.Errorf("Options.CommitInterval: %v is negative", s.CommitInterval)
@@ -140,6 +152,10 @@ func (o *Options) settings() (settings, error) {
 		return s, fmt.Errorf("Options.OnError.Backoff: %v is negative", s.OnError.Backoff)
 	case s.OnError.MaxBackoff < 0:
 		return s, fmt.Errorf("Options.OnError.MaxBackoff: %v is negative", s.OnError.MaxBackoff)
+	case s.OnError.MaxBackoff > 0 && s.OnError.MaxBackoff < s.OnError.Backoff:
+		return s, fmt.Errorf("Options.OnError.MaxBackoff: %v is less than Backoff (%v)", s.OnError.MaxBackoff, s.OnError.Backoff)
+	case s.OnError.MaxBackoff == 0 && s.OnError.Backoff > 10*time.Second:
+		return s, fmt.Errorf("Options.OnError.Backoff: %v is more than the default MaxBackoff (10s); set MaxBackoff too", s.OnError.Backoff)
 	}
 	for i, h := range s.Hooks {
 		if !isHook(h) {

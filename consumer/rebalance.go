@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/polykafka/polykafka"
+	"github.com/polykafka/polykafka/adapters/driver"
 	"github.com/polykafka/polykafka/discovery"
 	"github.com/polykafka/polykafka/offsetstore"
 )
@@ -16,16 +17,25 @@ import (
 // an unavailable broker is not expelled from the group for it.
 const assignTimeout = 30 * time.Second
 
+// Backoff of the rebalance that retries a start decision refused for a
+// transient reason: each retry rebalances the whole group, so it waits
+// longer after each consecutive failure.
+const (
+	assignRetryMin = 250 * time.Millisecond
+	assignRetryMax = 15 * time.Second
+)
+
 // groupHandler is the Consumer as the driver sees it: a separate method set
 // so that Assigned, Revoked and Lost are not part of the Consumer's API.
 type groupHandler Consumer
 
 // Assigned implements driver.GroupHandler: it decides where each of tps
 // starts, stores the decisions that are not plain resumes, and only then
-// lets the driver fetch.
-func (h *groupHandler) Assigned(ctx context.Context, tps []polykafka.TopicPartition) (map[polykafka.TopicPartition]int64, error) {
+// lets the driver fetch. If it cannot, the driver leaves tps idle; for a
+// transient failure the consumer makes the group rebalance again after a
+// backoff, otherwise it stops.
+func (h *groupHandler) Assigned(ctx context.Context, tps []polykafka.TopicPartition) (map[polykafka.TopicPartition]polykafka.CommittedOffset, error) {
 	c := (*Consumer)(h)
-	const op = "consumer: assign"
 	select {
 	case <-c.ready:
 	case <-ctx.Done():
@@ -34,13 +44,58 @@ func (h *groupHandler) Assigned(ctx context.Context, tps []polykafka.TopicPartit
 	if c.newErr != nil {
 		return nil, c.newErr
 	}
+	out, err := c.assign(ctx, tps)
+	if err != nil {
+		c.assignFailed(err)
+		return nil, err
+	}
+	c.mu.Lock()
+	c.assignFails = 0
+	c.mu.Unlock()
+	return out, nil
+}
+
+// assignFailed applies the policy for a start decision that failed: a
+// transient failure (IsRetryable) rebalances again after a backoff, so that
+// Assigned runs again; any other stops the consumer with the error.
+func (c *Consumer) assignFailed(err error) {
+	if c.bg.Err() != nil {
+		return // closing
+	}
+	if !polykafka.IsRetryable(err) {
+		c.s.Logger.Error("polykafka: start decision failed; stopping the consumer", "group", c.group, "err", err)
+		c.stopWith(err)
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.assignFails++
+	wait := min(assignRetryMin<<min(c.assignFails-1, 10), assignRetryMax)
+	c.s.Logger.Warn("polykafka: start decision failed; rebalancing to retry", "group", c.group, "err", err, "in", wait, "attempt", c.assignFails)
+	if c.rejoinTimer != nil {
+		c.rejoinTimer.Stop()
+	}
+	counts := maps.Clone(c.counts)
+	c.rejoinTimer = time.AfterFunc(wait, func() {
+		if c.bg.Err() != nil {
+			return
+		}
+		if err := c.d.Rejoin(c.bg, counts); err != nil && c.bg.Err() == nil {
+			c.s.Logger.Warn("polykafka: rejoin to retry a start decision failed", "group", c.group, "err", err)
+		}
+	})
+}
+
+// assign decides, stores and records the start of tps.
+func (c *Consumer) assign(ctx context.Context, tps []polykafka.TopicPartition) (map[polykafka.TopicPartition]polykafka.CommittedOffset, error) {
+	const op = "consumer: assign"
 	// Bounded, and cut short by Close: the backend's context lives as long
 	// as its client, and a slow decision holds up the whole group.
 	ctx, cancel := context.WithTimeout(ctx, assignTimeout)
 	defer cancel()
 	defer context.AfterFunc(c.bg, cancel)()
 	if len(tps) == 0 {
-		return map[polykafka.TopicPartition]int64{}, nil
+		return map[polykafka.TopicPartition]polykafka.CommittedOffset{}, nil
 	}
 	byTopic := make(map[string][]int32)
 	for _, tp := range tps {
@@ -51,7 +106,7 @@ func (h *groupHandler) Assigned(ctx context.Context, tps []polykafka.TopicPartit
 	for _, topic := range slices.Sorted(maps.Keys(byTopic)) {
 		ps := byTopic[topic]
 		slices.Sort(ps)
-		ds, err := c.decide(ctx, topic, ps)
+		ds, err := c.decide(ctx, topic, ps, nil)
 		if err != nil {
 			c.s.Logger.Error("polykafka: cannot decide start offsets", "group", c.group, "topic", topic, "partitions", ps, "err", err)
 			return nil, err
@@ -61,36 +116,56 @@ func (h *groupHandler) Assigned(ctx context.Context, tps []polykafka.TopicPartit
 
 	// Commit-on-assign: the decisions are durable before any record of
 	// these partitions can be handed out.
+	if err := c.saveDecisions(ctx, decisions); err != nil {
+		err = c.wrap(op, err)
+		c.s.Logger.Error("polykafka: cannot store start decisions", "group", c.group, "err", err)
+		return nil, err
+	}
+
+	out := make(map[polykafka.TopicPartition]polykafka.CommittedOffset, len(decisions))
+	c.mu.Lock()
+	for _, d := range decisions {
+		ps := &partState{tp: d.TopicPartition, baseline: d.Baseline, committed: d.Offset}
+		if !d.NeedsCommit() {
+			ps.committed = d.Stored
+		}
+		ps.start.Store(d.Offset)
+		ps.processed.Store(d.Offset)
+		if old := c.parts[d.TopicPartition]; old != nil {
+			old.gone.Store(true)
+		}
+		c.parts[d.TopicPartition] = ps
+		out[d.TopicPartition] = polykafka.CommittedOffset{Offset: d.Offset, Metadata: offsetstore.EncodeMetadata(d.Baseline)}
+	}
+	close(c.assignedCh)
+	c.assignedCh = make(chan struct{})
+	c.mu.Unlock()
+
+	c.reportDecisions(decisions)
+	c.eachHook(func(h any) {
+		if h, ok := h.(HookAssigned); ok {
+			h.OnPartitionsAssigned(ctx, slices.Clone(tps))
+		}
+	})
+	return out, nil
+}
+
+// saveDecisions stores the decisions that are not plain resumes.
+func (c *Consumer) saveDecisions(ctx context.Context, decisions []discovery.Decision) error {
 	save := make(map[polykafka.TopicPartition]offsetstore.Position)
 	for _, d := range decisions {
 		if d.NeedsCommit() {
 			save[d.TopicPartition] = offsetstore.Position{Offset: d.Offset, Baseline: d.Baseline}
 		}
 	}
-	if len(save) > 0 {
-		if err := c.retry(ctx, func() error { return c.store.Save(ctx, c.group, save) }); err != nil {
-			err = c.wrap(op, err)
-			c.s.Logger.Error("polykafka: cannot store start decisions", "group", c.group, "err", err)
-			return nil, err
-		}
+	if len(save) == 0 {
+		return nil
 	}
+	return c.retry(ctx, func() error { return c.store.Save(ctx, c.group, save) })
+}
 
-	out := make(map[polykafka.TopicPartition]int64, len(decisions))
-	c.mu.Lock()
-	for _, d := range decisions {
-		ps := &partState{tp: d.TopicPartition, start: d.Offset, baseline: d.Baseline, committed: d.Offset}
-		if !d.NeedsCommit() {
-			ps.committed = d.Stored
-		}
-		ps.processed.Store(d.Offset)
-		if old := c.parts[d.TopicPartition]; old != nil {
-			old.gone.Store(true)
-		}
-		c.parts[d.TopicPartition] = ps
-		out[d.TopicPartition] = d.Offset
-	}
-	c.mu.Unlock()
-
+// reportDecisions logs each decision and passes it to HookStartDecision.
+func (c *Consumer) reportDecisions(decisions []discovery.Decision) {
 	for _, d := range decisions {
 		c.s.Logger.Info("polykafka: partition start decided",
 			"group", c.group, "topic", d.Topic, "partition", d.Partition,
@@ -101,16 +176,12 @@ func (h *groupHandler) Assigned(ctx context.Context, tps []polykafka.TopicPartit
 			}
 		})
 	}
-	c.eachHook(func(h any) {
-		if h, ok := h.(HookAssigned); ok {
-			h.OnPartitionsAssigned(ctx, slices.Clone(tps))
-		}
-	})
-	return out, nil
 }
 
 // decide gathers the inputs of discovery.Decide for partitions ps of topic.
-func (c *Consumer) decide(ctx context.Context, topic string, ps []int32) ([]discovery.Decision, error) {
+// override replaces stored positions (the fetch position of a partition
+// that ran out of range).
+func (c *Consumer) decide(ctx context.Context, topic string, ps []int32, override map[int32]offsetstore.Position) ([]discovery.Decision, error) {
 	const op = "consumer: assign"
 	tps := make([]polykafka.TopicPartition, len(ps))
 	for i, p := range ps {
@@ -132,6 +203,9 @@ func (c *Consumer) decide(ctx context.Context, topic string, ps []int32) ([]disc
 		in.Count = counts[topic]
 		if in.Positions, err = c.store.Load(ctx, c.group, topic); err != nil {
 			return err
+		}
+		for p, pos := range override {
+			in.Positions[p] = pos
 		}
 		start, err := c.d.ListOffsets(ctx, tps, polykafka.OffsetEarliest)
 		if err != nil {
@@ -170,10 +244,12 @@ func byPartition(m map[polykafka.TopicPartition]int64) map[int32]int64 {
 }
 
 // Revoked implements driver.GroupHandler: it commits what was processed in
-// tps and forgets them.
+// tps and forgets them. A failed commit loses nothing: the next owner
+// re-reads from the last commit (drivers that cannot tell a lost
+// assignment from a revoked one call Revoked, and this commit then fails).
 func (h *groupHandler) Revoked(ctx context.Context, tps []polykafka.TopicPartition) {
 	c := (*Consumer)(h)
-	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	cctx, cancel := context.WithTimeout(ctx, phaseTimeout)
 	defer cancel()
 	if err := c.commitProcessed(cctx, tps); err != nil {
 		c.s.Logger.Warn("polykafka: commit on revoke failed; the next owner re-reads from the last commit",
@@ -191,12 +267,19 @@ func (h *groupHandler) Revoked(ctx context.Context, tps []polykafka.TopicPartiti
 func (h *groupHandler) Lost(ctx context.Context, tps []polykafka.TopicPartition) {
 	c := (*Consumer)(h)
 	c.s.Logger.Warn("polykafka: partitions lost; uncommitted progress will be re-read", "group", c.group, "partitions", tps)
-	// Under commitMu, so that a periodic commit that already gathered
-	// these partitions finishes before they are forgotten, and none starts
-	// with them afterwards (it would otherwise go out in the next
-	// generation, over the new owner's commits).
-	c.commitMu.Lock()
+	// Forget tps and cancel a commit in flight, then wait for it to
+	// return: a commit that gathered these partitions must not go out in
+	// the next generation, over the new owner's commits. Cancelling (not
+	// waiting out the commit's own deadline) keeps the rebalance from
+	// waiting on a commit the user gave a long deadline.
 	c.forget(tps)
+	c.mu.Lock()
+	if c.saveCancel != nil {
+		c.saveCancel()
+	}
+	c.mu.Unlock()
+	c.commitMu.Lock()
+	//lint:ignore SA2001 an empty critical section: waits for the commit in flight to return
 	c.commitMu.Unlock()
 	c.eachHook(func(h any) {
 		if h, ok := h.(HookLost); ok {
@@ -214,4 +297,82 @@ func (c *Consumer) forget(tps []polykafka.TopicPartition) {
 			delete(c.parts, tp)
 		}
 	}
+}
+
+// outOfRange applies Options.OutOfRange to partitions whose fetch position
+// is no longer in the log (deleted by retention or DeleteRecords while the
+// consumer ran): it decides where each starts as at assignment, stores the
+// decision, then moves the fetch there (Seek) or, if the backend cannot
+// seek, makes the group rebalance so that Assigned starts it at the stored
+// decision. It returns an error only when the consumer must stop.
+func (c *Consumer) outOfRange(ctx context.Context, tps []polykafka.TopicPartition) error {
+	const op = "consumer: out of range"
+	byTopic := make(map[string][]*partState)
+	c.mu.Lock()
+	for _, tp := range tps {
+		if ps := c.parts[tp]; ps != nil {
+			byTopic[tp.Topic] = append(byTopic[tp.Topic], ps)
+		}
+	}
+	c.mu.Unlock()
+	seek := make(map[polykafka.TopicPartition]int64)
+	var decisions []discovery.Decision
+	for _, topic := range slices.Sorted(maps.Keys(byTopic)) {
+		states := byTopic[topic]
+		ps := make([]int32, len(states))
+		override := make(map[int32]offsetstore.Position, len(states))
+		for i, st := range states {
+			ps[i] = st.tp.Partition
+			override[st.tp.Partition] = offsetstore.Position{Offset: st.processed.Load(), Baseline: st.baseline}
+		}
+		ds, err := c.decide(ctx, topic, ps, override)
+		if err != nil {
+			if polykafka.IsRetryable(err) {
+				c.s.Logger.Warn("polykafka: cannot decide where out-of-range partitions go on; rebalancing to retry", "group", c.group, "err", err)
+				c.assignFailed(err)
+				return nil
+			}
+			return c.wrap(op, err)
+		}
+		for i, d := range ds {
+			st := states[i]
+			st.start.Store(d.Offset)
+			st.processed.Store(d.Offset)
+			seek[d.TopicPartition] = d.Offset
+			decisions = append(decisions, d)
+		}
+	}
+	if len(decisions) == 0 {
+		return nil
+	}
+	if err := c.saveDecisions(ctx, decisions); err != nil {
+		if polykafka.IsRetryable(c.wrap(op, err)) {
+			c.assignFailed(c.wrap(op, err))
+			return nil
+		}
+		return c.wrap(op, err)
+	}
+	c.commitMu.Lock()
+	for _, d := range decisions {
+		c.mu.Lock()
+		if ps := c.parts[d.TopicPartition]; ps != nil {
+			ps.committed = d.Offset
+		}
+		c.mu.Unlock()
+	}
+	c.commitMu.Unlock()
+	c.reportDecisions(decisions)
+	if sk, ok := c.d.(driver.Seeker); ok {
+		if err := sk.Seek(ctx, seek); err != nil {
+			return c.wrap(op, err)
+		}
+		return nil
+	}
+	c.mu.Lock()
+	counts := maps.Clone(c.counts)
+	c.mu.Unlock()
+	if err := c.d.Rejoin(ctx, counts); err != nil && ctx.Err() == nil {
+		c.s.Logger.Warn("polykafka: rejoin after out-of-range failed", "group", c.group, "err", err)
+	}
+	return nil
 }

@@ -2,11 +2,14 @@ package consumer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime/debug"
 	"time"
 
 	"github.com/polykafka/polykafka"
+	"github.com/polykafka/polykafka/adapters/driver"
+	"github.com/polykafka/polykafka/internal/errs"
 )
 
 // Handler processes one record. Returning nil marks the record processed;
@@ -57,12 +60,13 @@ func handleRun(ctx context.Context, ps *partState, run []polykafka.Record, h Han
 			err = panicError(p)
 		}
 	}()
+	start := ps.start.Load()
 	for n = 0; n < len(run); n++ {
 		r := &run[n]
 		if ps.gone.Load() || ctx.Err() != nil {
 			return len(run), nil
 		}
-		if r.Offset < ps.start {
+		if r.Offset < start {
 			continue
 		}
 		if err = h(ctx, r); err != nil {
@@ -81,8 +85,9 @@ func (c *Consumer) RunBatch(ctx context.Context, h BatchHandler) error {
 	}
 	return c.loop(ctx, "consumer: RunBatch", func(ctx context.Context, ps *partState, run []polykafka.Record) error {
 		batch := make([]*polykafka.Record, 0, len(run))
+		start := ps.start.Load()
 		for i := range run {
-			if run[i].Offset >= ps.start {
+			if run[i].Offset >= start {
 				batch = append(batch, &run[i])
 			}
 		}
@@ -104,7 +109,7 @@ func (c *Consumer) Poll(ctx context.Context) ([]*polykafka.Record, error) {
 	var out []*polykafka.Record
 	err := c.loopWith(ctx, op, false, func(ctx context.Context, ps *partState, run []polykafka.Record) error {
 		for i := range run {
-			if run[i].Offset >= ps.start && !ps.gone.Load() {
+			if run[i].Offset >= ps.start.Load() && !ps.gone.Load() {
 				out = append(out, &run[i])
 			}
 		}
@@ -129,13 +134,22 @@ func (c *Consumer) loop(ctx context.Context, op string, deliver func(context.Con
 	return c.loopWith(ctx, op, c.s.ReuseRecords, deliver, stop)
 }
 
+// Backoff between fetches that return an error the consumer goes on from
+// and no records, so that a failing client is not polled in a busy loop.
+const (
+	fetchBackoffMin = 50 * time.Millisecond
+	fetchBackoffMax = time.Second
+)
+
 // loopWith is loop; with reuse, one record buffer serves every fetch.
 func (c *Consumer) loopWith(ctx context.Context, op string, reuse bool, deliver func(context.Context, *partState, []polykafka.Record) error, stop func() bool) error {
 	if !c.polling.CompareAndSwap(false, true) {
 		return polykafka.NewError(polykafka.InvalidArgument, op, "another Run, RunBatch or Poll is in progress", nil)
 	}
 	c.pollMu.Lock()
+	c.runGo.Store(goid())
 	defer func() {
+		c.runGo.Store(0)
 		c.pollMu.Unlock()
 		c.polling.Store(false)
 	}()
@@ -148,26 +162,45 @@ func (c *Consumer) loopWith(ctx context.Context, op string, reuse bool, deliver 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	defer context.AfterFunc(c.bg, cancel)()
+	defer context.AfterFunc(c.stop, cancel)()
 
 	var buf []polykafka.Record
+	backoff := time.Duration(0)
 	for {
 		recs, err := c.d.Fetch(ctx, c.s.MaxPollRecords, buf)
 		if reuse && cap(recs) > cap(buf) {
 			buf = recs
 		}
+		if e := c.failed.Load(); e != nil {
+			return *e
+		}
 		if ctx.Err() != nil {
 			return nil
 		}
 		if err != nil {
-			// Sticky: the driver reports only what it cannot go on from
-			// (a failed start decision leaves partitions assigned but
-			// unfetched), so a later Run must not carry on as if nothing
-			// happened. Close and create a new consumer.
-			werr := c.wrap(op, err)
-			if polykafka.Code(werr) != polykafka.Closed {
-				c.failed.Store(&werr)
+			if ferr := c.fetchFailed(ctx, op, err); ferr != nil {
+				// Sticky: a later Run must not carry on as if nothing
+				// happened. Close and create a new consumer.
+				if polykafka.Code(ferr) != polykafka.Closed {
+					c.stopWith(ferr)
+				}
+				return ferr
 			}
-			return werr
+			if len(recs) == 0 {
+				backoff = min(max(2*backoff, fetchBackoffMin), fetchBackoffMax)
+				t := time.NewTimer(backoff)
+				select {
+				case <-ctx.Done():
+					t.Stop()
+					if e := c.failed.Load(); e != nil {
+						return *e
+					}
+					return nil
+				case <-t.C:
+				}
+			}
+		} else {
+			backoff = 0
 		}
 		for i := 0; i < len(recs); {
 			j := i + 1
@@ -195,6 +228,51 @@ func (c *Consumer) loopWith(ctx context.Context, op string, reuse bool, deliver 
 			return nil
 		}
 	}
+}
+
+// fetchFailed decides what a fetch error means, the same for every
+// backend: out-of-range partitions follow Options.OutOfRange; Closed,
+// PermissionDenied, Unimplemented and Fenced stop the consumer (the error
+// is returned); anything else is logged and the fetch loop goes on, since
+// the clients retry leader moves, unavailable brokers and rebalances
+// themselves.
+func (c *Consumer) fetchFailed(ctx context.Context, op string, err error) error {
+	parts, rest := driver.PartitionErrors(err)
+	var oor []polykafka.TopicPartition
+	for _, pe := range parts {
+		code := c.classify(pe.Err)
+		switch {
+		case code == polykafka.OffsetOutOfRange:
+			oor = append(oor, pe.TopicPartition)
+		case fatal(code):
+			return c.wrap(op, err)
+		default:
+			c.s.Logger.Warn("polykafka: fetch error; the client retries", "group", c.group, "partition", pe.TopicPartition.String(), "err", pe.Err)
+		}
+	}
+	if rest != nil {
+		code := c.classify(rest)
+		switch {
+		case code == polykafka.Closed || fatal(code):
+			return errs.Wrap(op, rest, func(error) polykafka.ErrorCode { return code })
+		case errors.Is(rest, context.Canceled) || errors.Is(rest, context.DeadlineExceeded):
+		default:
+			c.s.Logger.Warn("polykafka: fetch error; the client retries", "group", c.group, "err", rest)
+		}
+	}
+	if len(oor) > 0 {
+		return c.outOfRange(ctx, oor)
+	}
+	return nil
+}
+
+// fatal reports whether an error of this code ends the consumer.
+func fatal(code polykafka.ErrorCode) bool {
+	switch code {
+	case polykafka.PermissionDenied, polykafka.Unimplemented:
+		return true
+	}
+	return code == polykafka.Fenced
 }
 
 // handle applies the error policy to the record(s) of ps ending at offset
@@ -228,8 +306,12 @@ func (c *Consumer) handle(ctx context.Context, ps *partState, last int64, fn fun
 		ferr := polykafka.NewError(polykafka.Unknown, "consumer: handler",
 			fmt.Sprintf("failed at %s offset %d after %d attempt(s); the consumer stopped", ps.tp, last, attempt), err)
 		c.failed.Store(&ferr)
-		c.s.Logger.Error("polykafka: handler failed; stopping the consumer", "group", c.group,
-			"partition", ps.tp.String(), "offset", last, "err", err)
+		attrs := []any{"group", c.group, "partition", ps.tp.String(), "offset", last, "err", err}
+		var pe *PanicError
+		if errors.As(err, &pe) {
+			attrs = append(attrs, "stack", string(pe.Stack))
+		}
+		c.s.Logger.Error("polykafka: handler failed; stopping the consumer", attrs...)
 		cctx, cancel := context.WithTimeout(context.Background(), c.s.CloseTimeout)
 		defer cancel()
 		if cerr := c.commitProcessed(cctx, nil); cerr != nil {
@@ -249,8 +331,27 @@ func call(fn func() error) (err error) {
 	return fn()
 }
 
+// PanicError is the error a handler panic becomes: errors.As(err, &pe)
+// reaches it in the error Run returns. The stack is also logged at error
+// level when the consumer stops.
+type PanicError struct {
+	// Value is what the handler panicked with.
+	Value any
+	// Stack is the panicking goroutine's stack (runtime/debug.Stack).
+	Stack []byte
+}
+
+// Error returns "handler panicked: <value>", without the stack.
+func (e *PanicError) Error() string { return fmt.Sprintf("handler panicked: %v", e.Value) }
+
+// Unwrap returns Value if it is an error (panic(err)), else nil.
+func (e *PanicError) Unwrap() error {
+	err, _ := e.Value.(error)
+	return err
+}
+
 // panicError is the error a handler panic becomes. Called from the deferred
 // recover, so the stack is the panicking handler's.
 func panicError(p any) error {
-	return fmt.Errorf("handler panicked: %v\n%s", p, debug.Stack())
+	return &PanicError{Value: p, Stack: debug.Stack()}
 }

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"sync"
 	"time"
 )
 
@@ -33,13 +34,21 @@ type Growth struct {
 }
 
 // Watcher polls the partition counts of a set of topics and reports growth.
+// A Watcher may be shared, for example by the consumers and producers of
+// one application: its methods are safe for concurrent use.
 type Watcher struct {
 	c        PartitionCounter
-	topics   []string
 	interval time.Duration
 	logger   *slog.Logger
 	onGrowth func(ctx context.Context, counts map[string]int32, grown []Growth)
-	last     map[string]int32
+
+	// pollMu serialises polls, so that each growth is reported once and
+	// in order even when Poll runs concurrently with Run.
+	pollMu sync.Mutex
+
+	mu     sync.Mutex       // guards the fields below
+	topics []string         // watched topics, sorted; replaced, never modified in place
+	last   map[string]int32 // reference count per topic; absent until first seen
 }
 
 // NewWatcher returns a watcher of topics whose counts were last seen as
@@ -48,6 +57,10 @@ type Watcher struct {
 // watcher's goroutine. A failed poll is logged at warn level and retried
 // at the next tick. A count that shrinks (topic deleted and recreated) is
 // logged and becomes the new reference.
+//
+// onGrowth is called by one poll at a time, with a map it may keep. It may
+// call [Watcher.Counts] and [Watcher.Watch] but not [Watcher.Poll], which
+// would deadlock.
 func NewWatcher(c PartitionCounter, initial map[string]int32, interval time.Duration, logger *slog.Logger,
 	onGrowth func(ctx context.Context, counts map[string]int32, grown []Growth),
 ) *Watcher {
@@ -57,17 +70,47 @@ func NewWatcher(c PartitionCounter, initial map[string]int32, interval time.Dura
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	last := maps.Clone(initial)
+	if last == nil {
+		last = make(map[string]int32)
+	}
 	return &Watcher{
 		c:        c,
 		topics:   slices.Sorted(maps.Keys(initial)),
 		interval: interval,
 		logger:   logger,
 		onGrowth: onGrowth,
-		last:     maps.Clone(initial),
+		last:     last,
 	}
 }
 
-// Run polls until ctx is done.
+// Watch adds topics to the watched set; topics already watched are
+// ignored. A topic added this way has no reference count yet: the first
+// poll that sees it records its count without reporting growth, and later
+// polls report growth from there. Call [Watcher.Poll] to read it at once
+// rather than at the next interval.
+func (w *Watcher) Watch(topics ...string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	next := slices.Clone(w.topics) // a poll may be reading w.topics
+	for _, topic := range topics {
+		if i, found := slices.BinarySearch(next, topic); !found {
+			next = slices.Insert(next, i, topic)
+		}
+	}
+	w.topics = next
+}
+
+// Counts returns the latest partition count the watcher saw for every
+// watched topic it has a count for (the initial count until a poll
+// succeeds). The map is the caller's.
+func (w *Watcher) Counts() map[string]int32 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return maps.Clone(w.last)
+}
+
+// Run polls every interval until ctx is done.
 func (w *Watcher) Run(ctx context.Context) {
 	t := time.NewTicker(w.interval)
 	defer t.Stop()
@@ -81,11 +124,23 @@ func (w *Watcher) Run(ctx context.Context) {
 	}
 }
 
-// Poll reads the counts once and reports growth. Run calls it every
-// interval; it is exported for callers that want to check now.
+// Poll reads the counts once and reports growth before it returns. Run
+// calls it every interval; it is exported for callers that want to check
+// now. Concurrent polls run one after the other. With no topics watched
+// it sends no request.
 func (w *Watcher) Poll(ctx context.Context) {
+	w.pollMu.Lock()
+	defer w.pollMu.Unlock()
+
+	w.mu.Lock()
+	topics := w.topics
+	w.mu.Unlock()
+	if len(topics) == 0 {
+		return // an empty Metadata request would ask for every topic
+	}
+
 	pctx, cancel := context.WithTimeout(ctx, w.interval+10*time.Second)
-	counts, err := w.c.PartitionCounts(pctx, w.topics)
+	counts, err := w.c.PartitionCounts(pctx, topics)
 	cancel()
 	if err != nil {
 		if ctx.Err() == nil {
@@ -93,15 +148,18 @@ func (w *Watcher) Poll(ctx context.Context) {
 		}
 		return
 	}
+
 	var grown []Growth
 	now := time.Now()
-	for _, topic := range w.topics {
+	w.mu.Lock()
+	for _, topic := range topics {
 		n, ok := counts[topic]
 		if !ok {
 			continue
 		}
-		prev := w.last[topic]
+		prev, known := w.last[topic]
 		switch {
+		case !known:
 		case n > prev:
 			grown = append(grown, Growth{Topic: topic, From: prev, To: n, Seen: now})
 		case n < prev:
@@ -109,7 +167,10 @@ func (w *Watcher) Poll(ctx context.Context) {
 		}
 		w.last[topic] = n
 	}
+	snapshot := maps.Clone(w.last)
+	w.mu.Unlock()
+
 	if len(grown) > 0 {
-		w.onGrowth(ctx, maps.Clone(w.last), grown)
+		w.onGrowth(ctx, snapshot, grown)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"maps"
 	"sync"
@@ -12,6 +13,9 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kadm"
+
+	"github.com/polykafka/polykafka/internal/testcluster"
 )
 
 // fakeCounter is a PartitionCounter whose counts and error the test sets.
@@ -318,4 +322,150 @@ func TestNewWatcherDefaults(t *testing.T) {
 	assert.Equal(t, DefaultInterval, w.interval, "a non-positive interval must mean DefaultInterval")
 	assert.NotNil(t, w.logger, "a nil logger must mean a discarding logger")
 	w.Poll(t.Context()) // no topics: nothing to report, no panic
+}
+
+// TestWatcherPollConcurrentWithRun calls Poll, Watch and Counts from
+// several goroutines while Run polls and the count grows one at a time.
+// Under -race it fails if the watcher's state is not guarded; without
+// -race it fails if concurrent polls report a growth twice or out of
+// order.
+func TestWatcherPollConcurrentWithRun(t *testing.T) {
+	const final = 60
+	c := newFakeCounter(map[string]int32{"a": 1, "w0": 1, "w1": 1, "w2": 1})
+	var r recorder
+	var logs bytes.Buffer
+	w := NewWatcher(c, map[string]int32{"a": 1}, time.Millisecond, slog.New(slog.NewTextHandler(&logs, nil)), r.onGrowth)
+
+	ctx, cancel := context.WithCancel(t.Context())
+	var wg sync.WaitGroup
+	wg.Go(func() { w.Run(ctx) })
+	for i := range 3 {
+		wg.Go(func() {
+			w.Watch(fmt.Sprintf("w%d", i))
+			for ctx.Err() == nil {
+				w.Poll(ctx)
+				_ = w.Counts()
+			}
+		})
+	}
+	for n := int32(2); n <= final; n++ {
+		c.set("a", n)
+		require.Eventually(t, func() bool { return w.Counts()["a"] == n }, 5*time.Second, 100*time.Microsecond,
+			"the watcher must see count %d", n)
+	}
+	cancel()
+	wg.Wait()
+
+	calls := r.get()
+	require.NotEmpty(t, calls)
+	from := int32(1)
+	for _, call := range calls {
+		for _, g := range call.grown {
+			require.Equal(t, "a", g.Topic, "a topic added by Watch must not be reported as growth when first seen")
+			require.Equal(t, from, g.From, "growths must be reported once each, in order")
+			require.Greater(t, g.To, g.From)
+			from = g.To
+		}
+	}
+	assert.Equal(t, int32(final), from, "every growth must be reported")
+	assert.NotContains(t, logs.String(), "fewer partitions", "concurrent polls must not apply an older count over a newer one")
+	assert.Equal(t, map[string]int32{"a": final, "w0": 1, "w1": 1, "w2": 1}, w.Counts())
+}
+
+func TestWatcherWatch(t *testing.T) {
+	c := newFakeCounter(map[string]int32{"a": 2, "b": 3})
+	var r recorder
+	w := newTestWatcher(c, map[string]int32{"a": 2}, nil, &r)
+
+	w.Watch("b", "a", "b")
+	assert.Equal(t, map[string]int32{"a": 2}, w.Counts(), "a topic added by Watch has no count before a poll sees it")
+
+	w.Poll(t.Context())
+	assert.Equal(t, []string{"a", "b"}, c.topics, "the watcher must poll the added topic once, sorted with the others")
+	assert.Empty(t, r.get(), "the first count of a topic added by Watch must not be reported as growth")
+	assert.Equal(t, map[string]int32{"a": 2, "b": 3}, w.Counts())
+
+	c.set("b", 5)
+	before := time.Now()
+	w.Poll(t.Context())
+	after := time.Now()
+	calls := r.get()
+	require.Len(t, calls, 1, "growth of a topic added by Watch must be reported")
+	requireGrowth(t, calls[0], map[string]int32{"a": 2, "b": 5},
+		[]Growth{{Topic: "b", From: 3, To: 5}}, before, after)
+}
+
+func TestWatcherCounts(t *testing.T) {
+	c := newFakeCounter(map[string]int32{"a": 4})
+	var r recorder
+	w := newTestWatcher(c, map[string]int32{"a": 2}, nil, &r)
+	assert.Equal(t, map[string]int32{"a": 2}, w.Counts(), "before a poll, Counts must be the initial counts")
+
+	w.Poll(t.Context())
+	counts := w.Counts()
+	assert.Equal(t, map[string]int32{"a": 4}, counts, "Counts must be the latest counts seen")
+	counts["a"] = 1
+	assert.Equal(t, map[string]int32{"a": 4}, w.Counts(), "the map returned by Counts must be the caller's")
+}
+
+func TestWatcherNoTopicsNoRequest(t *testing.T) {
+	c := newFakeCounter(map[string]int32{"a": 1})
+	var r recorder
+	w := newTestWatcher(c, nil, nil, &r)
+
+	w.Poll(t.Context())
+	assert.Zero(t, c.pollCount(), "a watcher with no topics must not send a request (an empty Metadata request asks for every topic)")
+	assert.Empty(t, w.Counts())
+
+	w.Watch("a")
+	w.Poll(t.Context())
+	assert.Equal(t, 1, c.pollCount())
+	assert.Equal(t, map[string]int32{"a": 1}, w.Counts())
+}
+
+// adminCounter reads partition counts with a franz-go admin client.
+type adminCounter struct{ adm *kadm.Client }
+
+func (a adminCounter) PartitionCounts(ctx context.Context, topics []string) (map[string]int32, error) {
+	md, err := a.adm.Metadata(ctx, topics...)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]int32, len(topics))
+	for name, td := range md.Topics {
+		if td.Err == nil {
+			out[name] = int32(len(td.Partitions))
+		}
+	}
+	return out, nil
+}
+
+// TestWatcherOnCluster is what a producer sharing the watcher relies on: a
+// topic added with Watch is counted, and its growth on a broker is seen
+// within the interval.
+func TestWatcherOnCluster(t *testing.T) {
+	cluster := testcluster.New(t)
+	topic := cluster.Topic(t, 2)
+	var r recorder
+	w := NewWatcher(adminCounter{cluster.Admin()}, nil, 50*time.Millisecond, nil, r.onGrowth)
+	ctx, cancel := context.WithCancel(t.Context())
+	var wg sync.WaitGroup
+	wg.Go(func() { w.Run(ctx) })
+	t.Cleanup(func() { cancel(); wg.Wait() })
+
+	w.Watch(topic)
+	require.Eventually(t, func() bool { return w.Counts()[topic] == 2 }, 10*time.Second, 10*time.Millisecond,
+		"the watcher must count a topic added by Watch")
+	assert.Empty(t, r.get(), "the first count of a watched topic is not growth")
+
+	cluster.AddPartitions(t, topic, 4)
+	grown := time.Now()
+	require.Eventually(t, func() bool { return len(r.get()) == 1 }, 10*time.Second, 10*time.Millisecond,
+		"the watcher must report the growth")
+	assert.Less(t, time.Since(grown), 5*time.Second, "growth must be noticed within about one interval")
+	call := r.get()[0]
+	assert.Equal(t, map[string]int32{topic: 4}, call.counts)
+	require.Len(t, call.grown, 1)
+	assert.Equal(t, Growth{Topic: topic, From: 2, To: 4}, Growth{Topic: call.grown[0].Topic, From: call.grown[0].From, To: call.grown[0].To})
+	assert.Equal(t, int32(4), w.Counts()[topic])
 }

@@ -21,7 +21,8 @@ type GroupCommitter interface {
 
 // Kafka is the default Store: positions are the group's committed offsets,
 // and the baseline travels in each commit's metadata string
-// ("polykafka:v1:baseline=N"), which all four supported clients can write.
+// ("polykafka:v1:baseline=N"), a field every Kafka client can write, so
+// the store works whichever adapter commits.
 //
 // Commits go through the group member and carry its generation: the
 // broker refuses them from a member that left the group or whose
@@ -50,14 +51,23 @@ func EncodeMetadata(baseline int32) string {
 }
 
 // DecodeMetadata returns the baseline recorded in a commit metadata string,
-// or 0 if the string was not written by polykafka.
+// or 0 if the string was not written by polykafka. It accepts exactly
+// "polykafka:v1:baseline=" followed by decimal digits (no sign, no spaces,
+// nothing after), so that other strings with the same prefix, such as the
+// JoinGroup user data of older polykafka adapters
+// ("polykafka:v1:topic=count;..."), never pass for a baseline.
 func DecodeMetadata(meta string) int32 {
 	rest, ok := strings.CutPrefix(meta, metaPrefix)
-	if !ok {
+	if !ok || rest == "" {
 		return 0
 	}
+	for i := 0; i < len(rest); i++ {
+		if rest[i] < '0' || rest[i] > '9' {
+			return 0
+		}
+	}
 	n, err := strconv.ParseInt(rest, 10, 32)
-	if err != nil || n < 0 {
+	if err != nil {
 		return 0
 	}
 	return int32(n)

@@ -1,22 +1,37 @@
 // Package producer is the portable Kafka producer of polykafka.
 //
 // A [Producer] sends records on any backend with the same defaults: acks
-// from all in-sync replicas, idempotence, and the Java-compatible murmur2
-// key partitioner, so a key lands on the same partition whichever backend
-// (or Java client) writes it.
+// from all in-sync replicas, idempotence where the backend has it, and the
+// Java-compatible murmur2 key partitioner, so a key lands on the same
+// partition whichever backend (or Java client) writes it.
 //
-//	p, err := producer.New(ctx, franz.New(kgo.SeedBrokers(addr)), nil)
+//	p, err := producer.New(ctx, franz.New(polykafka.Connection{Brokers: brokers}), nil)
 //	if err != nil { ... }
 //	defer p.Close()
 //	r := &polykafka.Record{Topic: "orders", Key: []byte("k"), Value: []byte("v")}
 //	if err := p.Send(ctx, r); err != nil { ... }
 //	fmt.Println(r.Partition, r.Offset)
 //
+// # Topic growth and key placement
+//
+// A keyed record goes to murmur2(key) modulo the topic's partition count,
+// so when a topic grows, most keys move to other partitions: records of
+// one key written before and after the growth are in different partitions,
+// and their relative order is lost to consumers. The producer polls the
+// partition counts of the topics it writes to every DiscoveryInterval (5s
+// by default) and makes its client refresh its metadata as soon as a topic
+// grew, so that every backend (and every producer using the same interval)
+// moves keys to the new placement within about one interval, instead of at
+// the client's own metadata refresh (minutes). Pause keyed producers while
+// partitions are added if per-key order matters across the change.
+//
 // # Errors
 //
 // Errors are *polykafka.Error values: use polykafka.Code, errors.Is with
 // polykafka.ErrClosed and friends, or errors.As to reach the backend's
-// native error. Context errors are returned as they are.
+// native error. context.Canceled is returned as it is; a deadline that
+// expires before the broker acknowledged is an Unavailable error that still
+// matches errors.Is(err, context.DeadlineExceeded).
 package producer
 
 import (
@@ -29,26 +44,45 @@ import (
 
 	"github.com/polykafka/polykafka"
 	"github.com/polykafka/polykafka/adapters/driver"
+	"github.com/polykafka/polykafka/discovery"
+	"github.com/polykafka/polykafka/internal/errs"
 )
 
 // Producer sends records. Its methods are safe for concurrent use.
 type Producer struct {
-	d driver.Producer
-	s settings
+	d       driver.Producer
+	s       settings
+	backend string
 
-	// handing counts SendAsync calls between their closed check and the
-	// driver's Produce returning; Close waits for it to drain after the
-	// driver is closed (which unblocks a Produce waiting for buffer space),
-	// so no record reaches the driver unnoticed after Close. No lock is
-	// held across Produce: it may block, and callbacks may run inside it.
-	handing  atomic.Int64
+	// inflight counts records between SendAsync's closed check and their
+	// delivery (the callback has returned). Flush and Close wait for it to
+	// reach zero: waiters registers them, and the delivery that brings the
+	// count to zero closes idle.
+	inflight atomic.Int64
+	waiters  atomic.Int32
+	idleMu   sync.Mutex
+	idle     chan struct{}
+
 	closed   atomic.Bool
+	gaveUp   atomic.Bool // Close stopped waiting for deliveries
 	closeErr error
 	closeMu  sync.Mutex
 	once     bool
+
+	watcher  *discovery.Watcher
+	topics   sync.Map // topic -> *topicEntry: the topics written to
+	last     atomic.Pointer[topicEntry]
+	bgCancel context.CancelFunc
+	bgDone   chan struct{}
+
+	txMu sync.Mutex
+	inTx bool
 }
 
-// New creates a producer on backend b.
+type topicEntry struct{ name string }
+
+// New creates a producer on backend b. ctx bounds New itself (the client
+// is created; no broker needs to answer).
 func New(ctx context.Context, b driver.Backend, opts *Options) (*Producer, error) {
 	const op = "producer: New"
 	if b == nil {
@@ -58,35 +92,123 @@ func New(ctx context.Context, b driver.Backend, opts *Options) (*Producer, error
 	if err != nil {
 		return nil, polykafka.NewError(polykafka.InvalidArgument, op, err.Error(), nil)
 	}
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
 	acks := map[Acks]int{AcksAll: -1, AcksLeader: 1, AcksNone: 0}[s.Acks]
 	compression := string(s.Compression)
 	if compression == "" {
 		compression = "none"
 	}
+	idem := driver.IdempotenceOff
+	switch {
+	case s.TransactionalID != "" || s.Idempotence == IdempotenceRequired:
+		idem = driver.IdempotenceRequired
+	case s.Idempotence == IdempotenceAuto && s.Acks == AcksAll:
+		idem = driver.IdempotenceIfSupported
+	}
+	p := &Producer{s: s, backend: b.Name(), bgDone: make(chan struct{})}
 	d, err := b.OpenProducer(ctx, driver.ProducerConfig{
 		Acks:             acks,
-		Idempotent:       s.Acks == AcksAll && !s.DisableIdempotence,
+		Idempotence:      idem,
+		TransactionalID:  s.TransactionalID,
 		Compression:      compression,
 		ManualPartitions: s.RecordPartition,
 		Linger:           s.Linger,
 		BatchBytes:       s.BatchBytes,
+		Delivered:        p.delivered,
 		Logger:           s.Logger,
 	})
 	if err != nil {
-		return nil, polykafka.NewError(polykafka.Code(err), op, "", err)
+		return nil, errs.Wrap(op, err, polykafka.Code)
 	}
-	return &Producer{d: d, s: s}, nil
+	p.d = d
+	if idem == driver.IdempotenceIfSupported && !d.Idempotent() {
+		s.Logger.Info("polykafka: the backend has no idempotent producer; a retried send may write a record twice",
+			"backend", b.Name())
+	}
+	bg, cancel := context.WithCancel(context.Background())
+	p.bgCancel = cancel
+	if s.DiscoveryInterval > 0 {
+		p.watcher = discovery.NewWatcher(d, nil, s.DiscoveryInterval, s.Logger, p.onGrowth)
+		go func() {
+			defer close(p.bgDone)
+			p.watcher.Run(bg)
+		}()
+	} else {
+		close(p.bgDone)
+	}
+	return p, nil
 }
 
+// Idempotent reports whether the producer is idempotent: retries by the
+// client never write a record twice. With the default options it is true
+// on every backend that has an idempotent producer.
+func (p *Producer) Idempotent() bool { return p.d.Idempotent() }
+
 func (p *Producer) wrap(op string, err error) error {
-	if err == nil {
-		return nil
+	return errs.Wrap(op, err, p.classify)
+}
+
+func (p *Producer) classify(err error) polykafka.ErrorCode {
+	if code := polykafka.Code(err); code != polykafka.Unknown {
+		return code
 	}
-	var pe *polykafka.Error
-	if errors.As(err, &pe) {
-		return err
+	return p.d.ErrorCode(err)
+}
+
+// delivered is the driver's ProducerConfig.Delivered: one function for the
+// producer, so the record path allocates nothing for it.
+func (p *Producer) delivered(r *polykafka.Record, err error, done func(*polykafka.Record, error)) {
+	if err != nil {
+		if p.gaveUp.Load() && p.classify(err) == polykafka.Closed {
+			err = polykafka.NewError(polykafka.Unavailable, "producer: Close",
+				"not delivered within CloseTimeout ("+p.s.CloseTimeout.String()+"); the record may or may not have been written", err)
+		} else {
+			err = p.wrap("producer: send", err)
+		}
 	}
-	return polykafka.NewError(p.d.ErrorCode(err), op, "", err)
+	if done != nil {
+		done(r, err)
+	} else if err != nil {
+		p.logFailure(r, err)
+	}
+	p.release()
+}
+
+// release ends one in-flight record and wakes Flush and Close at zero.
+func (p *Producer) release() {
+	if p.inflight.Add(-1) == 0 && p.waiters.Load() > 0 {
+		p.idleMu.Lock()
+		if p.idle != nil {
+			close(p.idle)
+			p.idle = nil
+		}
+		p.idleMu.Unlock()
+	}
+}
+
+// waitIdle returns when no record is in flight, or ctx's error.
+func (p *Producer) waitIdle(ctx context.Context) error {
+	p.waiters.Add(1)
+	defer p.waiters.Add(-1)
+	for {
+		p.idleMu.Lock()
+		if p.inflight.Load() == 0 {
+			p.idleMu.Unlock()
+			return nil
+		}
+		if p.idle == nil {
+			p.idle = make(chan struct{})
+		}
+		ch := p.idle
+		p.idleMu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }
 
 // check validates r and normalises its Partition.
@@ -116,35 +238,80 @@ func (p *Producer) check(op string, r *polykafka.Record) error {
 //
 // SendAsync blocks while the backend's buffer is full, until ctx is done.
 func (p *Producer) SendAsync(ctx context.Context, r *polykafka.Record, cb func(*polykafka.Record, error)) {
-	const op = "producer: SendAsync"
-	if cb == nil {
-		cb = p.logFailure
-	}
+	p.sendAsync(ctx, "producer: SendAsync", r, cb)
+}
+
+func (p *Producer) sendAsync(ctx context.Context, op string, r *polykafka.Record, cb func(*polykafka.Record, error)) {
 	if err := p.check(op, r); err != nil {
-		cb(r, err)
+		p.fail(r, cb, err)
 		return
 	}
-	p.handing.Add(1) // before the check: Close sets closed, then waits for zero
+	p.inflight.Add(1) // before the check: Close sets closed, then waits for zero
 	if p.closed.Load() {
-		p.handing.Add(-1)
-		cb(r, polykafka.NewError(polykafka.Closed, op, "", nil))
+		p.release()
+		p.fail(r, cb, polykafka.NewError(polykafka.Closed, op, "", nil))
 		return
+	}
+	if p.watcher != nil {
+		p.note(r.Topic)
 	}
 	p.d.Produce(ctx, r, cb)
-	p.handing.Add(-1)
+}
+
+func (p *Producer) fail(r *polykafka.Record, cb func(*polykafka.Record, error), err error) {
+	if cb == nil {
+		p.logFailure(r, err)
+		return
+	}
+	cb(r, err)
+}
+
+// note adds topic to the topics watched for growth. The common case, the
+// same topic as the last record's, is one atomic load and a string
+// comparison.
+func (p *Producer) note(topic string) {
+	if e := p.last.Load(); e != nil && e.name == topic {
+		return
+	}
+	if e, ok := p.topics.Load(topic); ok {
+		p.last.Store(e.(*topicEntry))
+		return
+	}
+	e, loaded := p.topics.LoadOrStore(topic, &topicEntry{name: topic})
+	p.last.Store(e.(*topicEntry))
+	if !loaded {
+		p.watcher.Watch(topic)
+	}
+}
+
+func (p *Producer) onGrowth(ctx context.Context, counts map[string]int32, grown []discovery.Growth) {
+	for _, g := range grown {
+		p.s.Logger.Info("polykafka: producer: partitions added; refreshing metadata so keys move at once",
+			"topic", g.Topic, "from", g.From, "to", g.To)
+	}
+	if err := p.d.Refresh(ctx, counts); err != nil && ctx.Err() == nil {
+		p.s.Logger.Warn("polykafka: producer: metadata refresh after growth failed", "err", err)
+	}
 }
 
 func (p *Producer) logFailure(r *polykafka.Record, err error) {
-	if err != nil {
-		p.s.Logger.Error("polykafka: record not sent", "topic", r.Topic, "err", err)
+	if err == nil {
+		return
 	}
+	topic := ""
+	if r != nil {
+		topic = r.Topic
+	}
+	p.s.Logger.Error("polykafka: record not sent", "topic", topic, "err", err)
 }
 
 // Send sends r and waits for the broker's acknowledgement. On success it
-// sets r's Partition, Offset and Timestamp and returns nil.
+// sets r's Partition, Offset and Timestamp and returns nil. If ctx ends
+// first, Send returns at once (the record may still be written).
 func (p *Producer) Send(ctx context.Context, r *polykafka.Record) error {
+	const op = "producer: Send"
 	if r == nil {
-		return p.check("producer: Send", r)
+		return p.check(op, r)
 	}
 	// The backend works on a copy, so that if ctx ends first r is the
 	// caller's again at once: the copy may still be sent, and its result
@@ -152,25 +319,46 @@ func (p *Producer) Send(ctx context.Context, r *polykafka.Record) error {
 	// do not modify them until the record is sent.
 	cp := *r
 	ch := make(chan error, 1)
-	p.SendAsync(ctx, &cp, func(_ *polykafka.Record, err error) { ch <- err })
+	p.sendAsync(ctx, op, &cp, func(_ *polykafka.Record, err error) { ch <- err })
 	select {
 	case err := <-ch:
 		if err == nil {
 			r.Partition, r.Offset, r.Timestamp = cp.Partition, cp.Offset, cp.Timestamp
+			return nil
+		}
+		if pe, ok := err.(*polykafka.Error); ok && pe.Op == "producer: send" {
+			return &polykafka.Error{Code: pe.Code, Op: op, Msg: pe.Msg, Err: pe.Err}
+		}
+		if errors.Is(err, context.DeadlineExceeded) {
+			return errs.Deadline(op, "not acknowledged before the deadline", err, nil)
 		}
 		return err
 	case <-ctx.Done():
-		return ctx.Err()
+		return errs.Deadline(op, "not acknowledged before the deadline", ctx.Err(), nil)
 	}
 }
 
 // Flush waits until the callback of every record sent before the call has
-// run, or ctx is done.
+// run (and of any sent meanwhile), or ctx is done.
 func (p *Producer) Flush(ctx context.Context) error {
+	const op = "producer: Flush"
 	if p.closed.Load() {
-		return polykafka.NewError(polykafka.Closed, "producer: Flush", "", nil)
+		return polykafka.NewError(polykafka.Closed, op, "", nil)
 	}
-	return p.wrap("producer: Flush", p.d.Flush(ctx))
+	return p.flush(ctx, op)
+}
+
+func (p *Producer) flush(ctx context.Context, op string) error {
+	if p.inflight.Load() == 0 {
+		return nil
+	}
+	fctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() { _ = p.d.Flush(fctx) }() // sends now; the wait is ours
+	if err := p.waitIdle(ctx); err != nil {
+		return errs.Deadline(op, strconv.FormatInt(p.inflight.Load(), 10)+" record(s) not yet acknowledged", err, nil)
+	}
+	return nil
 }
 
 // As exposes the backend's native client; see the adapter's package doc
@@ -184,11 +372,13 @@ func (p *Producer) As(target any) bool {
 
 // Close stops accepting records (later sends fail with an error with code
 // Closed), waits up to Options.CloseTimeout for buffered records to be
-// delivered, fails the rest (their callbacks get an error), and releases
-// the client. Every callback has run when Close returns; failing what could
-// not be delivered may take a few seconds beyond CloseTimeout. It is
-// idempotent: later calls return the first call's result.
+// delivered, fails the rest (their callbacks get an Unavailable error that
+// says Close gave up on them), and releases the client. Every callback has
+// run when Close returns; failing what could not be delivered takes at most
+// 10s beyond CloseTimeout. It is idempotent: later calls return the first
+// call's result. An open transaction is aborted.
 func (p *Producer) Close() error {
+	const op = "producer: Close"
 	p.closeMu.Lock()
 	defer p.closeMu.Unlock()
 	if p.once {
@@ -196,27 +386,47 @@ func (p *Producer) Close() error {
 	}
 	p.once = true
 	p.closed.Store(true)
+	p.bgCancel()
+	<-p.bgDone
 
+	var errList []error
 	ctx, cancel := context.WithTimeout(context.Background(), p.s.CloseTimeout)
-	defer cancel()
-	var errs []error
-	if err := p.d.Flush(ctx); err != nil {
-		errs = append(errs, p.wrap("producer: Close", err))
+	if err := p.flush(ctx, op); err != nil {
+		errList = append(errList, err)
+		p.gaveUp.Store(true)
 	}
-	if err := p.d.Close(ctx); err != nil {
-		errs = append(errs, p.wrap("producer: Close", err))
-	}
-	// A SendAsync that passed its closed check before Close began is now
-	// failed by the closed driver (its callback runs inside Produce).
-	grace := time.Now().Add(time.Second)
-	for p.handing.Load() > 0 {
-		if time.Now().After(grace) {
-			errs = append(errs, polykafka.NewError(polykafka.Unavailable, "producer: Close",
-				"a SendAsync is still inside the backend (is a callback calling Close?)", nil))
-			break
+	cancel()
+	p.txMu.Lock()
+	if p.inTx {
+		actx, cancel := context.WithTimeout(context.Background(), phaseTimeout)
+		if err := p.d.(driver.Transactor).EndTransaction(actx, false); err != nil {
+			errList = append(errList, p.wrap(op, err))
 		}
-		time.Sleep(time.Millisecond)
+		cancel()
+		p.inTx = false
 	}
-	p.closeErr = errors.Join(errs...)
+	p.txMu.Unlock()
+
+	ctx, cancel = context.WithTimeout(context.Background(), phaseTimeout)
+	defer cancel()
+	closed := make(chan error, 1)
+	go func() { closed <- p.d.Close(ctx) }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			errList = append(errList, p.wrap(op, err))
+		}
+	case <-ctx.Done():
+		errList = append(errList, errs.Deadline(op, "the backend did not close", ctx.Err(), nil))
+	}
+	if err := p.waitIdle(ctx); err != nil {
+		errList = append(errList, polykafka.NewError(polykafka.Unknown, op,
+			strconv.FormatInt(p.inflight.Load(), 10)+" callback(s) never ran: the backend lost them (a bug in the adapter), or a callback calls Close", nil))
+	}
+	p.closeErr = errors.Join(errList...)
 	return p.closeErr
 }
+
+// phaseTimeout bounds aborting an open transaction and closing the
+// backend, each, in Close.
+const phaseTimeout = 10 * time.Second

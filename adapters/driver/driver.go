@@ -357,10 +357,10 @@ type Producer interface {
 	Refresh(ctx context.Context, counts map[string]int32) error
 	// Idempotent reports whether the producer is idempotent.
 	Idempotent() bool
-	// Close fails what is still buffered (reporting it through Delivered)
-	// and releases the client. The portable layer has flushed before and
-	// bounds its wait. After Close returns, Delivered has been called for
-	// every record handed to Produce.
+	// Close fails what is still buffered (reporting it through Delivered,
+	// possibly after Close returned: the portable layer waits for every
+	// Delivered call itself) and releases the client. The portable layer
+	// has flushed before, and bounds its wait for Close.
 	Close(ctx context.Context) error
 
 	// As sets *target to a native type and reports whether it did; see the

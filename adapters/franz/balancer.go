@@ -37,17 +37,13 @@ func newBalancer(log *slog.Logger) *balancer {
 	return &balancer{GroupBalancer: kgo.RangeBalancer(), log: log}
 }
 
+// setCounts replaces the counts the member reports with the latest view
+// (not the largest ever seen: a topic deleted and recreated smaller must
+// not keep the leader waiting for partitions that no longer exist).
 func (b *balancer) setCounts(counts map[string]int32) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.counts == nil {
-		b.counts = make(map[string]int32)
-	}
-	for t, n := range counts {
-		if n > b.counts[t] {
-			b.counts[t] = n
-		}
-	}
+	b.counts = maps.Clone(counts)
 }
 
 func (b *balancer) snapshot() map[string]int32 {
@@ -93,7 +89,8 @@ func (b *balancer) MemberBalancer(members []kmsg.JoinGroupResponseMember) (kgo.G
 
 // awaitMetadata refreshes the client's metadata until it has want[t]
 // partitions of every topic t, for at most 10s (the rebalance timeout is
-// 60s by default).
+// 60s by default). kgo has no notification of a metadata update, so it
+// checks after each forced refresh, on a 100ms ticker.
 func (b *balancer) awaitMetadata(want map[string]int32) {
 	cl := b.cl.Load()
 	if cl == nil || len(want) == 0 {
@@ -113,13 +110,17 @@ func (b *balancer) awaitMetadata(want map[string]int32) {
 	if fresh() {
 		return
 	}
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.NewTimer(10 * time.Second)
+	defer deadline.Stop()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
 	for !fresh() {
-		if time.Now().After(deadline) {
+		cl.ForceMetadataRefresh()
+		select {
+		case <-deadline.C:
 			b.log.Warn("polykafka: franz: leader metadata still misses partitions members reported; planning anyway", "want", want)
 			return
+		case <-tick.C:
 		}
-		cl.ForceMetadataRefresh()
-		time.Sleep(100 * time.Millisecond)
 	}
 }

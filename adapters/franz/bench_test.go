@@ -141,7 +141,7 @@ func BenchmarkProduce(b *testing.B) {
 		topic := benchTopic(b, tc)
 		ctx := context.Background()
 		// Portable defaults: acks all, idempotent, linger 0, no compression.
-		p, err := producer.New(ctx, franz.New(kgo.SeedBrokers(brokers...)), &producer.Options{})
+		p, err := producer.New(ctx, franz.New(polykafka.Connection{Brokers: brokers}), &producer.Options{})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -331,7 +331,7 @@ func benchPortableConsume(b *testing.B, tc *testcluster.Cluster, reuse bool) {
 	group := tc.Group(b)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	c, err := consumer.New(ctx, franz.New(kgo.SeedBrokers(brokers...)), group, []string{topic},
+	c, err := consumer.New(ctx, franz.New(polykafka.Connection{Brokers: brokers}), group, []string{topic},
 		&consumer.Options{Initial: discovery.Earliest, ReuseRecords: reuse})
 	if err != nil {
 		b.Fatal(err)
@@ -398,7 +398,7 @@ func discoveryOnce(b *testing.B, tc *testcluster.Cluster, interval time.Duration
 	topic, group := tc.Topic(b, 2), tc.Group(b)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	c, err := consumer.New(ctx, franz.New(kgo.SeedBrokers(tc.Brokers()...)), group, []string{topic},
+	c, err := consumer.New(ctx, franz.New(polykafka.Connection{Brokers: tc.Brokers()}), group, []string{topic},
 		&consumer.Options{DiscoveryInterval: interval})
 	if err != nil {
 		b.Fatal(err)

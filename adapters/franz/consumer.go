@@ -21,34 +21,41 @@ type consumer struct {
 	adm   *kadm.Client
 	h     driver.GroupHandler
 	group string
-	log   interface{ Warn(string, ...any) }
 	bal   *balancer
 
-	mu        sync.Mutex
-	pending   map[polykafka.TopicPartition]int64 // Assigned's offsets, until AdjustFetchOffsetsFn applies them
-	failed    map[polykafka.TopicPartition]bool  // Assigned failed: never fetched
-	assignErr error                              // reported by the next Fetch
-	retries   int                                // consecutive retryable Assigned failures
+	mu      sync.Mutex
+	pending map[polykafka.TopicPartition]int64 // Assigned's offsets, until AdjustFetchOffsetsFn applies them
+	stopped map[polykafka.TopicPartition]bool  // reported out of range: not fetched until Seek
 }
 
 var (
-	_ driver.Consumer = (*consumer)(nil)
-	_ driver.Pauser   = (*consumer)(nil)
+	_ driver.Consumer    = (*consumer)(nil)
+	_ driver.Pauser      = (*consumer)(nil)
+	_ driver.Seeker      = (*consumer)(nil)
+	_ driver.GroupMember = (*consumer)(nil)
 )
 
 // OpenConsumer implements driver.Backend.
 func (b *Backend) OpenConsumer(ctx context.Context, cfg driver.ConsumerConfig) (driver.Consumer, error) {
+	const op = "franz: OpenConsumer"
+	base, err := b.clientOpts(false)
+	if err != nil {
+		return nil, err
+	}
 	c := &consumer{
 		h:       cfg.Handler,
 		group:   cfg.Group,
-		log:     cfg.Logger,
 		pending: make(map[polykafka.TopicPartition]int64),
-		failed:  make(map[polykafka.TopicPartition]bool),
+		stopped: make(map[polykafka.TopicPartition]bool),
 	}
 	c.bal = newBalancer(cfg.Logger)
-	opts := make([]kgo.Opt, 0, len(b.opts)+12)
+	isolation := kgo.ReadUncommitted()
+	if cfg.ReadCommitted {
+		isolation = kgo.ReadCommitted()
+	}
+	opts := make([]kgo.Opt, 0, len(base)+12)
 	opts = append(opts, kgo.WithLogger(slogLogger{cfg.Logger}))
-	opts = append(opts, b.opts...)
+	opts = append(opts, base...)
 	opts = append(opts,
 		kgo.ConsumerGroup(cfg.Group),
 		kgo.ConsumeTopics(cfg.Topics...),
@@ -58,13 +65,16 @@ func (b *Backend) OpenConsumer(ctx context.Context, cfg driver.ConsumerConfig) (
 		kgo.OnPartitionsRevoked(c.onRevoked),
 		kgo.OnPartitionsLost(c.onLost),
 		kgo.AdjustFetchOffsetsFn(c.adjust),
-		// Only reached if a fetch runs out of range mid-stream; every
-		// assigned partition starts at the portable layer's offset.
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(isolation),
+		// An out-of-range fetch is reported (Fetch returns it) and the
+		// partition stops until Seek: the portable layer applies its
+		// OutOfRange policy. Every assigned partition starts at the
+		// portable layer's offset, so this is only reached mid-stream.
+		kgo.ConsumeResetOffset(kgo.NoResetOffset()),
 	)
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
-		return nil, polykafka.NewError(polykafka.InvalidArgument, "franz: OpenConsumer", "", err)
+		return nil, polykafka.NewError(polykafka.InvalidArgument, op, "", err)
 	}
 	c.cl = cl
 	c.adm = kadm.NewClient(cl)
@@ -82,54 +92,28 @@ func toTPs(m map[string][]int32) []polykafka.TopicPartition {
 	return out
 }
 
+// onAssigned asks the portable layer where the partitions start. If it
+// fails, nothing is recorded and adjust drops the partitions from the
+// fetch; the portable layer decides whether to rebalance again.
 func (c *consumer) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[string][]int32) {
 	tps := toTPs(assigned)
 	offs, err := c.h.Assigned(ctx, tps)
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	if err != nil {
-		for _, tp := range tps {
-			c.failed[tp] = true
-		}
-		if polykafka.IsRetryable(err) {
-			// Transient: rebalance again rather than stop the consumer;
-			// the new assignment calls Assigned again. Back off when it
-			// keeps failing, since each retry rebalances the whole group.
-			c.retries++
-			wait := min(time.Duration(1<<min(c.retries, 6))*250*time.Millisecond, 15*time.Second)
-			c.log.Warn("polykafka: franz: start decision failed; rebalancing to retry", "err", err, "in", wait)
-			go func() {
-				select {
-				case <-time.After(wait):
-					c.cl.ForceRebalance()
-				case <-ctx.Done(): // the client is closing
-				}
-			}()
-			return
-		}
-		if c.assignErr == nil {
-			c.assignErr = err
-		}
 		return
 	}
-	c.retries = 0
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	for _, tp := range tps {
-		off, ok := offs[tp]
-		if !ok {
-			c.failed[tp] = true
-			if c.assignErr == nil {
-				c.assignErr = fmt.Errorf("franz: no start offset for assigned partition %s", tp)
-			}
-			continue
+		if o, ok := offs[tp]; ok {
+			c.pending[tp] = o.Offset
+			delete(c.stopped, tp)
 		}
-		c.pending[tp] = off
-		delete(c.failed, tp)
 	}
 }
 
 // adjust replaces the offsets kgo fetched (or reset) with the ones the
-// portable layer decided, and drops partitions it could not decide so
-// that they are never fetched.
+// portable layer decided, and drops partitions it did not decide so that
+// they are never fetched.
 func (c *consumer) adjust(_ context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -141,13 +125,7 @@ func (c *consumer) adjust(_ context.Context, offsets map[string]map[int32]kgo.Of
 				delete(c.pending, tp)
 				continue
 			}
-			// Not decided (Assigned failed, or kgo assigned something
-			// the handler never saw): never start it on kgo's own reset
-			// policy.
 			delete(ps, p)
-			if !c.failed[tp] && c.assignErr == nil {
-				c.assignErr = fmt.Errorf("franz: partition %s assigned without a start decision", tp)
-			}
 		}
 	}
 	return offsets, nil
@@ -170,75 +148,63 @@ func (c *consumer) forget(tps []polykafka.TopicPartition) {
 	defer c.mu.Unlock()
 	for _, tp := range tps {
 		delete(c.pending, tp)
-		delete(c.failed, tp)
+		delete(c.stopped, tp)
 	}
 }
 
-// Fetch implements driver.Consumer.
+// Fetch implements driver.Consumer: records of every partition kgo
+// returned, and every error, per partition, for the portable layer to
+// classify.
 func (c *consumer) Fetch(ctx context.Context, max int, buf []polykafka.Record) ([]polykafka.Record, error) {
-	if err := c.takeAssignErr(); err != nil {
-		return nil, err
-	}
 	fs := c.cl.PollRecords(ctx, max)
 	if fs.IsClientClosed() {
 		return nil, kgo.ErrClientClosed
 	}
-	var firstErr error
+	var errs []error
 	fs.EachError(func(t string, p int32, err error) {
-		switch {
-		case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
-		case errorCode(err) == polykafka.PermissionDenied || errorCode(err) == polykafka.Unimplemented:
-			// kgo retries everything else itself (leader moves, group
-			// session errors, data loss notices); these it cannot fix.
-			err = fmt.Errorf("fetch %s/%d: %w", t, p, err)
-		default:
-			c.log.Warn("polykafka: franz fetch error", "topic", t, "partition", p, "err", err)
+		if t == "" {
+			errs = append(errs, err) // not about one partition (a context error, the client)
 			return
 		}
-		if firstErr == nil {
-			firstErr = err
-		}
-	})
-	if firstErr != nil && !errors.Is(firstErr, context.Canceled) && !errors.Is(firstErr, context.DeadlineExceeded) {
-		return nil, firstErr
-	}
-	if err := c.takeAssignErr(); err != nil {
-		return nil, err
-	}
-	n := fs.NumRecords()
-	if n == 0 {
-		return nil, firstErr
-	}
-	out := buf[:0]
-	if cap(out) < n {
-		out = make([]polykafka.Record, 0, n)
-	}
-	out = out[:n]
-	i := 0
-	fs.EachPartition(func(p kgo.FetchTopicPartition) {
-		for _, r := range p.Records {
-			out[i] = polykafka.Record{
-				Topic:     r.Topic,
-				Partition: r.Partition,
-				Offset:    r.Offset,
-				Key:       r.Key,
-				Value:     r.Value,
-				Headers:   fromKgoHeaders(r.Headers),
-				Timestamp: r.Timestamp,
-				Native:    r,
+		tp := polykafka.TopicPartition{Topic: t, Partition: p}
+		if errors.Is(err, kerr.OffsetOutOfRange) {
+			c.mu.Lock()
+			already := c.stopped[tp]
+			c.stopped[tp] = true
+			c.mu.Unlock()
+			if already {
+				return // reported once; stopped until Seek
 			}
-			i++
 		}
+		errs = append(errs, &driver.PartitionError{TopicPartition: tp, Err: err})
 	})
-	return out[:i], nil
-}
-
-func (c *consumer) takeAssignErr() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	err := c.assignErr
-	c.assignErr = nil
-	return err
+	n := fs.NumRecords()
+	var out []polykafka.Record
+	if n > 0 {
+		out = buf[:0]
+		if cap(out) < n {
+			out = make([]polykafka.Record, 0, n)
+		}
+		out = out[:n]
+		i := 0
+		fs.EachPartition(func(p kgo.FetchTopicPartition) {
+			for _, r := range p.Records {
+				out[i] = polykafka.Record{
+					Topic:     r.Topic,
+					Partition: r.Partition,
+					Offset:    r.Offset,
+					Key:       r.Key,
+					Value:     r.Value,
+					Headers:   fromKgoHeaders(r.Headers),
+					Timestamp: r.Timestamp,
+					Native:    r,
+				}
+				i++
+			}
+		})
+		out = out[:i]
+	}
+	return out, errors.Join(errs...)
 }
 
 func fromKgoHeaders(hs []kgo.RecordHeader) []polykafka.Header {
@@ -250,6 +216,32 @@ func fromKgoHeaders(hs []kgo.RecordHeader) []polykafka.Header {
 		out[i] = polykafka.Header{Key: h.Key, Value: h.Value}
 	}
 	return out
+}
+
+// Seek implements driver.Seeker with kgo's SetOffsets, which also restarts
+// a partition stopped by an out-of-range fetch.
+func (c *consumer) Seek(_ context.Context, offsets map[polykafka.TopicPartition]int64) error {
+	set := make(map[string]map[int32]kgo.EpochOffset)
+	c.mu.Lock()
+	for tp, off := range offsets {
+		if set[tp.Topic] == nil {
+			set[tp.Topic] = make(map[int32]kgo.EpochOffset)
+		}
+		set[tp.Topic][tp.Partition] = kgo.EpochOffset{Epoch: -1, Offset: off}
+		delete(c.stopped, tp)
+	}
+	c.mu.Unlock()
+	c.cl.SetOffsets(set)
+	return nil
+}
+
+// GroupMetadata implements driver.GroupMember.
+func (c *consumer) GroupMetadata() (driver.GroupMetadata, bool) {
+	member, gen := c.cl.GroupMetadata()
+	if member == "" || gen < 0 {
+		return driver.GroupMetadata{}, false
+	}
+	return driver.GroupMetadata{Group: c.group, Generation: gen, MemberID: member}, true
 }
 
 // Commit implements driver.Consumer. kgo's commit API has no metadata, so
@@ -366,18 +358,24 @@ func (c *consumer) ListOffsets(ctx context.Context, tps []polykafka.TopicPartiti
 	return out, nil
 }
 
-// PartitionCounts implements driver.Consumer. kadm's Metadata answers from
-// a cache up to MetadataMinAge (5s) old; RequestCachedMetadata with a 1ns
-// limit sends a real request and refreshes that cache, so the kadm calls
-// that follow (ListOffsets in the start decision) see the same partitions.
+// PartitionCounts implements driver.Consumer.
 func (c *consumer) PartitionCounts(ctx context.Context, topics []string) (map[string]int32, error) {
+	return partitionCounts(ctx, c.cl, topics)
+}
+
+// partitionCounts reads partition counts with a real Metadata request.
+// kadm's Metadata answers from a cache up to MetadataMinAge (5s) old;
+// RequestCachedMetadata with a 1ns limit sends a real request and
+// refreshes that cache, so the kadm calls that follow (ListOffsets in the
+// start decision) see the same partitions.
+func partitionCounts(ctx context.Context, cl *kgo.Client, topics []string) (map[string]int32, error) {
 	req := kmsg.NewPtrMetadataRequest()
 	for _, t := range topics {
 		rt := kmsg.NewMetadataRequestTopic()
 		rt.Topic = kmsg.StringPtr(t)
 		req.Topics = append(req.Topics, rt)
 	}
-	resp, err := c.cl.RequestCachedMetadata(ctx, req, time.Nanosecond)
+	resp, err := cl.RequestCachedMetadata(ctx, req, time.Nanosecond)
 	if err != nil {
 		return nil, err
 	}
@@ -399,7 +397,9 @@ func (c *consumer) PartitionCounts(ctx context.Context, topics []string) (map[st
 	return out, nil
 }
 
-// Rejoin implements driver.Consumer.
+// Rejoin implements driver.Consumer: the counts go into the join user
+// data (so even a non-leader's rejoin rebalances), kgo refreshes its
+// metadata and rejoins.
 func (c *consumer) Rejoin(_ context.Context, counts map[string]int32) error {
 	c.bal.setCounts(counts)
 	c.cl.ForceMetadataRefresh()

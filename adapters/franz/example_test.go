@@ -44,7 +44,7 @@ func Example() {
 
 	// Produce. A key's partition is Kafka's murmur2 hash of the key, the
 	// same on every backend and in the Java client.
-	p, err := producer.New(ctx, franz.New(kgo.SeedBrokers(addrs...)), nil)
+	p, err := producer.New(ctx, franz.New(polykafka.Connection{Brokers: addrs}), nil)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -58,7 +58,7 @@ func Example() {
 
 	// Consume from the beginning: the group is new, so the Initial policy
 	// says where its partitions start.
-	c, err := consumer.New(ctx, franz.New(kgo.SeedBrokers(addrs...)), "example-group", []string{topic},
+	c, err := consumer.New(ctx, franz.New(polykafka.Connection{Brokers: addrs}), "example-group", []string{topic},
 		&consumer.Options{Initial: discovery.Earliest})
 	if err != nil {
 		log.Fatal(err)
@@ -126,7 +126,7 @@ func ExampleNew_hooks() {
 		log.Fatal(err)
 	}
 	admin.Close()
-	p, err := producer.New(ctx, franz.New(kgo.SeedBrokers(addrs...)), nil)
+	p, err := producer.New(ctx, franz.New(polykafka.Connection{Brokers: addrs}), nil)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -141,7 +141,7 @@ func ExampleNew_hooks() {
 
 	// A new group: Initial latest applies to both partitions.
 	decisions := make(decisionRecorder, 16)
-	c, err := consumer.New(ctx, franz.New(kgo.SeedBrokers(addrs...)), "hooks-group", []string{topic},
+	c, err := consumer.New(ctx, franz.New(polykafka.Connection{Brokers: addrs}), "hooks-group", []string{topic},
 		&consumer.Options{Initial: discovery.Latest, Hooks: []any{decisions}})
 	if err != nil {
 		log.Fatal(err)

@@ -1,25 +1,33 @@
 // Package franz is the polykafka backend for github.com/twmb/franz-go (kgo).
 //
-//	b := franz.New(kgo.SeedBrokers("localhost:9092"))
+//	b := franz.New(polykafka.Connection{Brokers: []string{"localhost:9092"}})
 //	c, err := consumer.New(ctx, b, "billing", []string{"orders"}, nil)
 //	p, err := producer.New(ctx, b, nil)
 //
 // # Configuration
 //
-// [New] takes native kgo options, which apply to every client the backend
-// opens (seed brokers, TLS, SASL, timeouts, ...). The adapter adds the
-// options that carry polykafka's semantics:
+// [New] takes the portable [polykafka.Connection] (brokers, client id, TLS,
+// SASL PLAIN / SCRAM-SHA-256 / SCRAM-SHA-512) and native kgo options, which
+// are applied after the connection's, so they win (kgo.SeedBrokers,
+// kgo.DialTLSConfig, kgo.SASL, timeouts, ...). Each client gets only the
+// options of its kind: producer options (kgo.ProducerOpt) only on
+// producers, consumer and group options (kgo.ConsumerOpt, kgo.GroupOpt)
+// only on consumers, and the rest on both. The adapter adds what carries
+// polykafka's semantics:
 //
 //   - consumers: ConsumerGroup, ConsumeTopics, DisableAutoCommit, the
 //     eager "range" balancer (wrapped, see below), OnPartitionsAssigned /
-//     Revoked / Lost and AdjustFetchOffsetsFn, so that every partition
-//     starts where the portable layer decided. These are applied after
-//     yours and cannot be overridden.
-//   - producers: acks, idempotence, compression, linger and batch size
-//     from producer.Options, and a partitioner that honours per-record
-//     partitions and otherwise uses kgo's UniformBytesPartitioner, whose
-//     keyed path is Kafka's murmur2. These are applied before yours, so a
-//     native option wins.
+//     Revoked / Lost, AdjustFetchOffsetsFn and NoResetOffset, so that every
+//     partition starts where the portable layer decided and an
+//     out-of-range fetch is reported rather than reset; FetchIsolationLevel
+//     from consumer.Options.ReadCommitted. These are applied after yours
+//     and cannot be overridden.
+//   - producers: acks, idempotence, transactional id, compression, linger
+//     and batch size from producer.Options, and a partitioner that honours
+//     per-record partitions and otherwise uses kgo's
+//     UniformBytesPartitioner, whose keyed path is Kafka's murmur2
+//     (driver.KeyPartition). These are applied before yours, so a native
+//     option wins.
 //
 // A kgo.WithLogger option of yours replaces the adapter's bridge to the
 // slog.Logger of the portable options.
@@ -48,9 +56,8 @@
 //
 // # Limitations
 //
-// A fetch that runs out of range in the middle of consumption (not at
-// assignment) is reset by kgo to the partition's start, which matches the
-// default OutOfRange policy but not a different one.
+// None known against the contract: every optional interface (Pauser,
+// Seeker, Transactor, GroupMember) is implemented.
 package franz
 
 import (
@@ -62,6 +69,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/polykafka/polykafka"
 	"github.com/polykafka/polykafka/adapters/driver"
@@ -70,13 +79,51 @@ import (
 // Backend opens franz-go consumers and producers. It implements
 // driver.Backend; pass it to consumer.New and producer.New.
 type Backend struct {
+	conn polykafka.Connection
 	opts []kgo.Opt
 }
 
-// New returns a backend whose clients are built with opts (at least
-// kgo.SeedBrokers).
-func New(opts ...kgo.Opt) *Backend {
-	return &Backend{opts: opts}
+// New returns a backend whose clients reach the cluster through conn,
+// configured further by opts (applied after conn's settings; see the
+// package doc). Invalid settings are reported when a client is opened.
+func New(conn polykafka.Connection, opts ...kgo.Opt) *Backend {
+	return &Backend{conn: conn, opts: opts}
+}
+
+// clientOpts returns the connection's options and the native options for
+// a client of one kind: native producer options only for producers,
+// consumer and group options only for consumers.
+func (b *Backend) clientOpts(producer bool) ([]kgo.Opt, error) {
+	if err := b.conn.Validate(); err != nil {
+		return nil, err
+	}
+	opts := []kgo.Opt{
+		kgo.SeedBrokers(b.conn.Brokers...),
+		kgo.ClientID(b.conn.ClientIDOr("polykafka")),
+	}
+	if b.conn.TLS != nil {
+		opts = append(opts, kgo.DialTLSConfig(b.conn.TLS.Clone()))
+	}
+	if s := b.conn.SASL; s != nil {
+		switch s.Mechanism {
+		case polykafka.SASLPlain:
+			opts = append(opts, kgo.SASL(plain.Auth{User: s.Username, Pass: s.Password}.AsMechanism()))
+		case polykafka.SASLScramSHA256:
+			opts = append(opts, kgo.SASL(scram.Auth{User: s.Username, Pass: s.Password}.AsSha256Mechanism()))
+		case polykafka.SASLScramSHA512:
+			opts = append(opts, kgo.SASL(scram.Auth{User: s.Username, Pass: s.Password}.AsSha512Mechanism()))
+		}
+	}
+	for _, o := range b.opts {
+		_, isProducer := o.(kgo.ProducerOpt)
+		_, isConsumer := o.(kgo.ConsumerOpt)
+		_, isGroup := o.(kgo.GroupOpt)
+		if producer && (isConsumer || isGroup) || !producer && isProducer {
+			continue
+		}
+		opts = append(opts, o)
+	}
+	return opts, nil
 }
 
 // Name implements driver.Backend.

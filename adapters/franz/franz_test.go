@@ -9,6 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/goleak"
 
+	"github.com/polykafka/polykafka"
 	"github.com/polykafka/polykafka/adapters/driver"
 	"github.com/polykafka/polykafka/adapters/drivertest"
 	"github.com/polykafka/polykafka/adapters/franz"
@@ -23,8 +24,7 @@ func TestMain(m *testing.M) {
 // testBackend is the franz backend with test timings: a 250ms heartbeat so
 // members learn of rebalances quickly, and a short metadata minimum age.
 func testBackend(_ *testing.T, brokers []string) driver.Backend {
-	return franz.New(
-		kgo.SeedBrokers(brokers...),
+	return franz.New(polykafka.Connection{Brokers: brokers},
 		kgo.HeartbeatInterval(250*time.Millisecond),
 		kgo.MetadataMinAge(100*time.Millisecond),
 	)

@@ -28,10 +28,10 @@ func newAnchorHandler() *anchorHandler {
 	return &anchorHandler{assigned: make(chan struct{})}
 }
 
-func (h *anchorHandler) Assigned(_ context.Context, tps []polykafka.TopicPartition) (map[polykafka.TopicPartition]int64, error) {
-	out := make(map[polykafka.TopicPartition]int64, len(tps))
+func (h *anchorHandler) Assigned(_ context.Context, tps []polykafka.TopicPartition) (map[polykafka.TopicPartition]polykafka.CommittedOffset, error) {
+	out := make(map[polykafka.TopicPartition]polykafka.CommittedOffset, len(tps))
 	for _, tp := range tps {
-		out[tp] = 0
+		out[tp] = polykafka.CommittedOffset{Offset: 0}
 	}
 	h.once.Do(func() { close(h.assigned) })
 	return out, nil

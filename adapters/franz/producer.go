@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sync/atomic"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -14,8 +13,12 @@ import (
 )
 
 type producer struct {
-	cl  *kgo.Client
-	cur atomic.Pointer[chunk] // where the next pendings come from
+	cl        *kgo.Client
+	cur       atomic.Pointer[chunk] // where the next pendings come from
+	delivered func(*polykafka.Record, error, func(*polykafka.Record, error))
+	idem      bool
+	txID      string
+	txn       txnState
 }
 
 // chunk is pendingChunk pendings allocated at once, handed out by an atomic
@@ -29,17 +32,26 @@ type chunk struct {
 
 const pendingChunk = 256
 
-var _ driver.Producer = (*producer)(nil)
+var (
+	_ driver.Producer   = (*producer)(nil)
+	_ driver.Transactor = (*producer)(nil)
+)
 
 var errInvalidPartition = errors.New("record partition out of range")
 
 // OpenProducer implements driver.Backend.
 func (b *Backend) OpenProducer(_ context.Context, cfg driver.ProducerConfig) (driver.Producer, error) {
+	const op = "franz: OpenProducer"
+	base, err := b.clientOpts(true)
+	if err != nil {
+		return nil, err
+	}
 	opts := []kgo.Opt{
 		kgo.WithLogger(slogLogger{cfg.Logger}),
 		kgo.RecordPartitioner(recordPartitioner{kgo.UniformBytesPartitioner(64<<10, true, true, nil)}),
 		kgo.ProducerLinger(cfg.Linger),
 	}
+	opts = append(opts, base...)
 	switch cfg.Acks {
 	case -1:
 		opts = append(opts, kgo.RequiredAcks(kgo.AllISRAcks()))
@@ -48,10 +60,14 @@ func (b *Backend) OpenProducer(_ context.Context, cfg driver.ProducerConfig) (dr
 	case 0:
 		opts = append(opts, kgo.RequiredAcks(kgo.NoAck()))
 	default:
-		return nil, polykafka.NewError(polykafka.InvalidArgument, "franz: OpenProducer", fmt.Sprintf("acks %d", cfg.Acks), nil)
+		return nil, polykafka.NewError(polykafka.InvalidArgument, op, fmt.Sprintf("acks %d", cfg.Acks), nil)
 	}
-	if !cfg.Idempotent {
+	idem := cfg.Idempotence != driver.IdempotenceOff
+	if !idem {
 		opts = append(opts, kgo.DisableIdempotentWrite())
+	}
+	if cfg.TransactionalID != "" {
+		opts = append(opts, kgo.TransactionalID(cfg.TransactionalID))
 	}
 	switch cfg.Compression {
 	case "none", "":
@@ -65,17 +81,22 @@ func (b *Backend) OpenProducer(_ context.Context, cfg driver.ProducerConfig) (dr
 	case "zstd":
 		opts = append(opts, kgo.ProducerBatchCompression(kgo.ZstdCompression()))
 	default:
-		return nil, polykafka.NewError(polykafka.InvalidArgument, "franz: OpenProducer", "compression "+cfg.Compression, nil)
+		return nil, polykafka.NewError(polykafka.InvalidArgument, op, "compression "+cfg.Compression, nil)
 	}
 	if cfg.BatchBytes > 0 {
 		opts = append(opts, kgo.ProducerBatchMaxBytes(cfg.BatchBytes))
 	}
-	opts = append(opts, b.opts...)
+	// Native producer options last: they win.
+	for _, o := range b.opts {
+		if _, ok := o.(kgo.ProducerOpt); ok {
+			opts = append(opts, o)
+		}
+	}
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
-		return nil, polykafka.NewError(polykafka.InvalidArgument, "franz: OpenProducer", "", err)
+		return nil, polykafka.NewError(polykafka.InvalidArgument, op, "", err)
 	}
-	return &producer{cl: cl}, nil
+	return &producer{cl: cl, delivered: cfg.Delivered, idem: idem, txID: cfg.TransactionalID}, nil
 }
 
 // pending is one record in flight: the kgo.Record handed to kgo and what
@@ -87,6 +108,7 @@ func (b *Backend) OpenProducer(_ context.Context, cfg driver.ProducerConfig) (dr
 type pending struct {
 	kr           kgo.Record
 	ctx          pendingCtx
+	p            *producer
 	rec          *polykafka.Record
 	done         func(*polykafka.Record, error)
 	badPartition bool
@@ -127,7 +149,7 @@ func (p *producer) alloc() *pending {
 // Produce implements driver.Producer.
 func (p *producer) Produce(ctx context.Context, r *polykafka.Record, done func(*polykafka.Record, error)) {
 	pd := p.alloc()
-	pd.rec, pd.done = r, done
+	pd.p, pd.rec, pd.done = p, r, done
 	pd.ctx = pendingCtx{Context: ctx, pd: pd}
 	pd.kr = kgo.Record{
 		Topic:     r.Topic,
@@ -143,22 +165,22 @@ func (p *producer) Produce(ctx context.Context, r *polykafka.Record, done func(*
 
 func promise(kr *kgo.Record, err error) {
 	pd := pendingOf(kr)
-	r, done := pd.rec, pd.done
+	p, r, done := pd.p, pd.rec, pd.done
 	switch {
 	case err == nil:
 		r.Partition, r.Offset, r.Timestamp = kr.Partition, kr.Offset, kr.Timestamp
+		if p.txID != "" {
+			p.txn.produced.Store(true)
+		}
 	case pd.badPartition:
 		err = fmt.Errorf("%w: record Partition %d: %v", errInvalidPartition, kr.Partition, err)
-	}
-	if err != nil {
-		err = polykafka.NewError(errorCode(err), "producer: send", "", err)
 	}
 	// Drop the application's record and callback. The kgo.Record itself is
 	// left alone: kgo may still read it (its Context, from a goroutine
 	// waiting on the topic's metadata) after the promise; chunks are never
 	// reused, so it is freed with its chunk.
-	pd.rec, pd.done = nil, nil
-	done(r, err)
+	pd.rec, pd.done, pd.p = nil, nil, nil
+	p.delivered(r, err, done)
 }
 
 func toKgoHeaders(hs []polykafka.Header) []kgo.RecordHeader {
@@ -175,22 +197,26 @@ func toKgoHeaders(hs []polykafka.Header) []kgo.RecordHeader {
 // Flush implements driver.Producer.
 func (p *producer) Flush(ctx context.Context) error { return p.cl.Flush(ctx) }
 
-// Close implements driver.Producer: it flushes until ctx is done, then
-// closes the client, which fails what is still buffered.
-func (p *producer) Close(ctx context.Context) error {
-	err := p.cl.Flush(ctx)
+// PartitionCounts implements driver.Producer.
+func (p *producer) PartitionCounts(ctx context.Context, topics []string) (map[string]int32, error) {
+	return partitionCounts(ctx, p.cl, topics)
+}
+
+// Refresh implements driver.Producer: kgo's partitioner reads the
+// client's metadata, which this refreshes now.
+func (p *producer) Refresh(context.Context, map[string]int32) error {
+	p.cl.ForceMetadataRefresh()
+	return nil
+}
+
+// Idempotent implements driver.Producer.
+func (p *producer) Idempotent() bool { return p.idem }
+
+// Close implements driver.Producer: kgo fails what is still buffered and
+// calls those promises (hence Delivered) from its own goroutines.
+func (p *producer) Close(context.Context) error {
 	p.cl.Close()
-	// kgo fails what is still buffered on Close and calls those promises
-	// from its own goroutines; it counts a record as buffered until its
-	// promise has returned (kgo finishRecordPromise), so wait for zero.
-	deadline := time.Now().Add(5 * time.Second)
-	for p.cl.BufferedProduceRecords() > 0 {
-		if time.Now().After(deadline) {
-			return errors.Join(err, errors.New("franz: records still undelivered 5s after close"))
-		}
-		time.Sleep(time.Millisecond)
-	}
-	return err
+	return nil
 }
 
 // As implements driver.Producer.

@@ -10,9 +10,12 @@
 //
 // The program prints each start decision as it is made, progress every
 // second, and at the end, per partition: records produced, consumed and
-// lost, where the partition started and why, and the time from the
-// partition's creation to its first consumed record. It exits with status
-// 1 if any record was lost.
+// lost; where the group first started the partition and why, and how many
+// start decisions followed (rebalances resuming from commits); and, for the
+// partitions created during the run, the time from their creation to their
+// first consumed record. It also says when the producer fell more than 10%
+// short of the requested rate. It exits with status 1 if any record was
+// lost or a flag is invalid.
 //
 // With no -brokers flag it starts an embedded Kafka cluster (kfake, three
 // brokers in this process), so it runs on a bare machine:
@@ -24,9 +27,9 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -48,23 +51,38 @@ import (
 )
 
 const (
-	before = 2 // partitions at the start
-	after  = 4 // partitions after growth
+	before  = 2 // partitions at the start
+	after   = 4 // partitions after growth
+	maxRate = 1_000_000
 )
+
+// checkFlags validates the numeric flags, naming the one that is wrong.
+func checkFlags(duration time.Duration, rate int, interval time.Duration) error {
+	if duration <= 0 {
+		return fmt.Errorf("-duration %v: must be positive", duration)
+	}
+	if rate < 1 || rate > maxRate {
+		return fmt.Errorf("-rate %d: must be between 1 and %d records per second", rate, maxRate)
+	}
+	if interval <= 0 {
+		return fmt.Errorf("-discovery %v: must be positive (the consumer's partition discovery cannot be turned off here)", interval)
+	}
+	return nil
+}
 
 func main() {
 	var (
 		brokers  = flag.String("brokers", "", "comma-separated bootstrap brokers; empty starts an embedded cluster")
 		backend  = flag.String("backend", "franz", "polykafka backend: franz")
 		duration = flag.Duration("duration", 10*time.Second, "how long the producer writes")
-		rate     = flag.Int("rate", 200, "records per second")
-		interval = flag.Duration("discovery", 2*time.Second, "consumer partition discovery interval")
+		rate     = flag.Int("rate", 200, fmt.Sprintf("records per second, 1 to %d", maxRate))
+		interval = flag.Duration("discovery", 2*time.Second, "consumer partition discovery interval; must be positive")
 		verbose  = flag.Bool("v", false, "log the consumer's decisions and the client's warnings")
 	)
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	if err := run(ctx, *brokers, *backend, *duration, *rate, *interval, *verbose); err != nil {
+	if err := run(ctx, os.Stdout, *brokers, *backend, *duration, *rate, *interval, *verbose); err != nil {
 		fmt.Fprintln(os.Stderr, "newpartitions:", err)
 		os.Exit(1)
 	}
@@ -75,7 +93,7 @@ func main() {
 func newBackend(name string, seeds []string) (driver.Backend, error) {
 	switch name {
 	case "franz":
-		return franz.New(kgo.SeedBrokers(seeds...)), nil
+		return franz.New(polykafka.Connection{Brokers: seeds}), nil
 	}
 	return nil, fmt.Errorf("unknown -backend %q (available: franz)", name)
 }
@@ -83,12 +101,14 @@ func newBackend(name string, seeds []string) (driver.Backend, error) {
 // partStats is what happened on one partition.
 type partStats struct {
 	produced, consumed atomic.Int64
-	created            time.Time // when the partition came to exist (program start for the first ones)
+	created            time.Time // when the partition was created during the run; zero for the first ones
 	firstAt            atomic.Int64
-	decision           atomic.Pointer[discovery.Decision]
+	decision           atomic.Pointer[discovery.Decision] // the first: where the group started
+	later              atomic.Int32                       // start decisions after the first
 }
 
 type demo struct {
+	out   io.Writer
 	parts [after]partStats
 	mu    sync.Mutex
 	acked map[string]int32 // value -> partition, for every acknowledged record
@@ -97,22 +117,27 @@ type demo struct {
 
 // OnStartDecision implements consumer.HookStartDecision.
 func (d *demo) OnStartDecision(dec discovery.Decision) {
-	d.parts[dec.Partition].decision.Store(&dec)
-	fmt.Printf("  decision: partition %d starts at offset %d (%s", dec.Partition, dec.Offset, dec.Reason)
-	if dec.Reason != discovery.ReasonCommitted {
-		fmt.Printf(", policy %s", dec.Policy)
+	ps := &d.parts[dec.Partition]
+	if !ps.decision.CompareAndSwap(nil, &dec) {
+		ps.later.Add(1)
 	}
-	fmt.Println(")")
+	policy := ""
+	if dec.Reason != discovery.ReasonCommitted {
+		policy = ", policy " + dec.Policy.String()
+	}
+	fmt.Fprintf(d.out, "  decision: partition %d starts at offset %d (%s%s)\n", dec.Partition, dec.Offset, dec.Reason, policy)
 }
 
 // OnPartitionsDiscovered implements consumer.HookPartitionsDiscovered.
 func (d *demo) OnPartitionsDiscovered(g discovery.Growth) {
-	fmt.Printf("  discovery: %s grew from %d to %d partitions; rebalancing\n", g.Topic, g.From, g.To)
+	fmt.Fprintf(d.out, "  discovery: %s grew from %d to %d partitions; rebalancing\n", g.Topic, g.From, g.To)
 }
 
-func run(ctx context.Context, brokers, backendName string, duration time.Duration, rate int, interval time.Duration, verbose bool) error {
-	if rate <= 0 || duration <= 0 {
-		return errors.New("-rate and -duration must be positive")
+// run runs the demo, printing to out, which must be safe for concurrent
+// writes (hooks print from the consumer's goroutines).
+func run(ctx context.Context, out io.Writer, brokers, backendName string, duration time.Duration, rate int, interval time.Duration, verbose bool) error {
+	if err := checkFlags(duration, rate, interval); err != nil {
+		return err
 	}
 	seeds := strings.Split(brokers, ",")
 	if brokers == "" {
@@ -122,7 +147,7 @@ func run(ctx context.Context, brokers, backendName string, duration time.Duratio
 		}
 		defer cluster.Close()
 		seeds = cluster.ListenAddrs()
-		fmt.Printf("embedded Kafka cluster (kfake, 3 brokers) at %s\n", strings.Join(seeds, ","))
+		fmt.Fprintf(out, "embedded Kafka cluster (kfake, 3 brokers) at %s\n", strings.Join(seeds, ","))
 	}
 	b, err := newBackend(backendName, seeds)
 	if err != nil {
@@ -143,11 +168,8 @@ func run(ctx context.Context, brokers, backendName string, duration time.Duratio
 	if err := createTopic(ctx, adm, topic); err != nil {
 		return err
 	}
-	d := &demo{acked: make(map[string]int32), seen: make(map[string]bool)}
+	d := &demo{out: out, acked: make(map[string]int32), seen: make(map[string]bool)}
 	start := time.Now()
-	for p := 0; p < before; p++ {
-		d.parts[p].created = start
-	}
 	// History the group must not read: it predates the group (latest).
 	for p := int32(0); p < before; p++ {
 		for i := 0; i < 10; i++ {
@@ -156,7 +178,7 @@ func run(ctx context.Context, brokers, backendName string, duration time.Duratio
 			}
 		}
 	}
-	fmt.Printf("topic %s: %d partitions, 10 old records each; group %s starts at Initial=latest on backend %s\n",
+	fmt.Fprintf(out, "topic %s: %d partitions, 10 old records each; group %s starts at Initial=latest on backend %s\n",
 		topic, before, group, b.Name())
 
 	logLevel := slog.LevelError
@@ -197,7 +219,7 @@ func run(ctx context.Context, brokers, backendName string, duration time.Duratio
 	}
 
 	// Produce for duration; grow the topic a third of the way through.
-	fmt.Printf("producing %d records/s for %v; the topic grows to %d partitions at %v\n", rate, duration, after, duration/3)
+	fmt.Fprintf(out, "producing %d records/s for %v; the topic grows to %d partitions at %v\n", rate, duration, after, duration/3)
 	var npart atomic.Int32
 	npart.Store(before)
 	grown := make(chan error, 1)
@@ -222,7 +244,7 @@ func run(ctx context.Context, brokers, backendName string, duration time.Duratio
 				return leader >= 0
 			})
 			npart.Store(after)
-			fmt.Printf("  +%.1fs: topic grown to %d partitions; the producer writes to all of them\n", time.Since(start).Seconds(), after)
+			fmt.Fprintf(out, "  +%.1fs: topic grown to %d partitions; the producer writes to all of them\n", time.Since(start).Seconds(), after)
 		}
 		grown <- err
 	}()
@@ -233,6 +255,7 @@ func run(ctx context.Context, brokers, backendName string, duration time.Duratio
 	defer progress.Stop()
 	deadline := time.After(duration)
 	var seq int
+	produceStart := time.Now()
 produce:
 	for {
 		select {
@@ -243,7 +266,7 @@ produce:
 		case <-deadline:
 			break produce
 		case <-progress.C:
-			fmt.Printf("  +%.0fs: produced %d, consumed %d\n", time.Since(start).Seconds(), d.totalProduced(), d.totalConsumed())
+			fmt.Fprintf(out, "  +%.0fs: produced %d, consumed %d\n", time.Since(start).Seconds(), d.totalProduced(), d.totalConsumed())
 		case <-tick.C:
 			p := int32(seq % int(npart.Load()))
 			v := fmt.Sprintf("rec-%d", seq)
@@ -261,13 +284,17 @@ produce:
 			})
 		}
 	}
+	elapsed := time.Since(produceStart)
 	if err := cl.Flush(ctx); err != nil {
 		return err
+	}
+	if msg := rateShortfall(seq, elapsed, rate); msg != "" {
+		fmt.Fprintln(out, msg)
 	}
 	if err := <-grown; err != nil {
 		return fmt.Errorf("grow topic: %w", err)
 	}
-	fmt.Printf("producer done: %d records; waiting up to 30s for the consumer to catch up\n", d.totalProduced())
+	fmt.Fprintf(out, "producer done: %d records; waiting up to 30s for the consumer to catch up\n", d.totalProduced())
 	_ = waitFor(ctx, 30*time.Second, func() bool { return d.totalConsumed() >= d.totalProduced() })
 	cancelRun()
 	if err := <-runErr; err != nil {
@@ -276,7 +303,20 @@ produce:
 	if err := c.Close(); err != nil {
 		return fmt.Errorf("close consumer: %w", err)
 	}
-	return d.report()
+	return d.report(out)
+}
+
+// rateShortfall returns a note if sent records over elapsed fell more than
+// 10% short of rate per second, or "".
+func rateShortfall(sent int, elapsed time.Duration, rate int) string {
+	if elapsed <= 0 {
+		return ""
+	}
+	achieved := float64(sent) / elapsed.Seconds()
+	if achieved >= 0.9*float64(rate) {
+		return ""
+	}
+	return fmt.Sprintf("note: the producer achieved %.0f records/s, below the requested %d (one record per tick; the ticker cannot fire that often here)", achieved, rate)
 }
 
 func (d *demo) totalProduced() (n int64) {
@@ -293,9 +333,10 @@ func (d *demo) totalConsumed() (n int64) {
 	return n
 }
 
-// report prints the per-partition table and returns an error if anything
-// was lost.
-func (d *demo) report() error {
+// report prints the per-partition table to out and returns an error if
+// anything was lost. "started at" and "reason" are the partition's first
+// start decision; "later" counts the decisions after it.
+func (d *demo) report(out io.Writer) error {
 	d.mu.Lock()
 	lostBy := make(map[int32]int)
 	for v, p := range d.acked {
@@ -304,8 +345,8 @@ func (d *demo) report() error {
 		}
 	}
 	d.mu.Unlock()
-	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "partition\tproduced\tconsumed\tlost\tstarted at\treason\tcreation -> first record\t")
+	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(w, "partition\tproduced\tconsumed\tlost\tstarted at\treason\tlater decisions\tcreation -> first record\t")
 	var lost int
 	for p := range d.parts {
 		ps := &d.parts[p]
@@ -318,13 +359,13 @@ func (d *demo) report() error {
 			latency = time.Unix(0, first).Sub(ps.created).Round(time.Millisecond).String()
 		}
 		lost += lostBy[int32(p)]
-		fmt.Fprintf(w, "%d\t%d\t%d\t%d\t%s\t%s\t%s\t\n", p, ps.produced.Load(), ps.consumed.Load(), lostBy[int32(p)], start, reason, latency)
+		fmt.Fprintf(w, "%d\t%d\t%d\t%d\t%s\t%s\t%d\t%s\t\n", p, ps.produced.Load(), ps.consumed.Load(), lostBy[int32(p)], start, reason, ps.later.Load(), latency)
 	}
 	_ = w.Flush()
 	if lost > 0 {
 		return fmt.Errorf("%d records lost", lost)
 	}
-	fmt.Println("0 records lost")
+	fmt.Fprintln(out, "0 records lost")
 	return nil
 }
 

@@ -1,0 +1,78 @@
+// Package errs builds the errors of the portable layer: one wrap per
+// error, the operation that failed, and context errors kept recognisable.
+package errs
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	"github.com/polykafka/polykafka"
+)
+
+// Wrap classifies err and wraps it once for op. An error that already is a
+// *polykafka.Error keeps its code and its message, and takes op (its own op,
+// usually the adapter's, moves into the message). context.Canceled is
+// returned as it is; context.DeadlineExceeded too, unless deadline says what
+// was being waited for (see Deadline). classify may be nil (Unknown).
+func Wrap(op string, err error, classify func(error) polykafka.ErrorCode) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	var pe *polykafka.Error
+	if errors.As(err, &pe) {
+		if pe.Op == op {
+			return err
+		}
+		if top, ok := err.(*polykafka.Error); ok {
+			return &polykafka.Error{Code: top.Code, Op: op, Msg: join(top.Op, top.Msg), Err: top.Err}
+		}
+		// err wraps an *Error with text of its own: keep err whole.
+		return &polykafka.Error{Code: pe.Code, Op: op, Err: err}
+	}
+	code := polykafka.Unknown
+	if classify != nil {
+		code = classify(err)
+	}
+	return &polykafka.Error{Code: code, Op: op, Err: err}
+}
+
+func join(a, b string) string {
+	switch {
+	case a == "":
+		return b
+	case b == "":
+		return a
+	}
+	return a + ": " + b
+}
+
+// Deadline returns the error of op whose context ended while it waited for
+// the cluster: context.Canceled as it is (the caller gave up), and for an
+// expired deadline an Unavailable *polykafka.Error saying what did not
+// answer, which still matches errors.Is(err, context.DeadlineExceeded), and
+// wraps last (the last error seen while waiting, if any) too.
+func Deadline(op, msg string, ctxErr, last error) error {
+	if errors.Is(ctxErr, context.Canceled) {
+		return ctxErr
+	}
+	if ctxErr == nil {
+		ctxErr = context.DeadlineExceeded
+	}
+	inner := ctxErr
+	if last != nil && !errors.Is(last, context.DeadlineExceeded) && !errors.Is(last, context.Canceled) {
+		msg = join(msg, strings.TrimSpace(last.Error()))
+		inner = &joined{errs: []error{last, ctxErr}}
+	}
+	return &polykafka.Error{Code: polykafka.Unavailable, Op: op, Msg: msg, Err: inner}
+}
+
+// joined wraps several errors for errors.Is/As and prints only the last
+// (the context error: the first is already in the message).
+type joined struct{ errs []error }
+
+func (j *joined) Error() string   { return j.errs[len(j.errs)-1].Error() }
+func (j *joined) Unwrap() []error { return j.errs }
