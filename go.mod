@@ -15,8 +15,9 @@ require (
 	go.uber.org/goleak v1.3.0
 )
 
+require github.com/confluentinc/confluent-kafka-go/v2 v2.11.1
+
 require (
-	github.com/confluentinc/confluent-kafka-go/v2 v2.11.1 // indirect
 	github.com/klauspost/compress v1.20.3 // indirect
 	github.com/pierrec/lz4/v4 v4.1.33 // indirect
 	go.yaml.in/yaml/v3 v3.0.5 // indirect

@@ -141,8 +141,13 @@ func errorCode(err error) polykafka.ErrorCode {
 	switch code {
 	case kafka.ErrAutoOffsetReset:
 		return polykafka.OffsetOutOfRange
-	case kafka.ErrUnknownTopic, kafka.ErrUnknownPartition:
+	case kafka.ErrUnknownTopic:
 		return polykafka.NotFound
+	case kafka.ErrUnknownPartition:
+		// librdkafka fails a record sent to a partition the topic does
+		// not have (per its metadata) with this local code: the record's
+		// Partition is invalid.
+		return polykafka.InvalidArgument
 	case kafka.ErrInvalidArg, kafka.ErrBadMsg, kafka.ErrInvalidType, kafka.ErrInvalidDifferentRecord:
 		return polykafka.InvalidArgument
 	case kafka.ErrNotImplemented, kafka.ErrUnsupportedFeature:

@@ -537,7 +537,15 @@ type metadataClient interface {
 func partitionCounts(ctx context.Context, cl metadataClient, topics []string) (map[string]int32, error) {
 	out := make(map[string]int32, len(topics))
 	for _, t := range topics {
-		md, err := cl.GetMetadata(&t, false, timeoutMs(ctx, maxCallTimeout))
+		// librdkafka waits out its whole timeout for a usable broker when
+		// none answers: end a tenth before ctx, so that the caller gets
+		// librdkafka's error (why no broker answered, code Unavailable)
+		// rather than a bare deadline, while its context is still live.
+		tmo := timeoutMs(ctx, maxCallTimeout)
+		if _, ok := ctx.Deadline(); ok {
+			tmo = max(tmo-tmo/10, 1)
+		}
+		md, err := cl.GetMetadata(&t, false, tmo)
 		if err != nil {
 			return nil, describe(fmt.Sprintf("metadata of topic %q", t), err)
 		}

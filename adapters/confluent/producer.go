@@ -113,12 +113,11 @@ func (b *Backend) producerConfig(cfg driver.ProducerConfig) (kafka.ConfigMap, er
 	return m, nil
 }
 
-// OpenProducer implements driver.Backend. A transactional producer is
-// initialised (InitTransactions) before OpenProducer returns.
+// OpenProducer implements driver.Backend. Creating a librdkafka producer
+// does not block (it connects in the background), so ctx is only used by a
+// transactional producer, which is initialised (InitTransactions) before
+// OpenProducer returns.
 func (b *Backend) OpenProducer(ctx context.Context, cfg driver.ProducerConfig) (driver.Producer, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
 	m, err := b.producerConfig(cfg)
 	if err != nil {
 		return nil, err
@@ -168,8 +167,12 @@ func (p *producer) drain() {
 			p.report(pd, e, e.TopicPartition.Error)
 		case kafka.Error:
 			lvl := slog.LevelWarn
-			if e.IsFatal() {
+			switch {
+			case e.IsFatal():
 				lvl = slog.LevelError
+			case e.Code() == kafka.ErrTransport || e.Code() == kafka.ErrAllBrokersDown:
+				// librdkafka reconnects by itself and logs these too.
+				lvl = slog.LevelDebug
 			}
 			p.log.Log(context.Background(), lvl, "polykafka: confluent: producer error", "err", e)
 		}
@@ -313,23 +316,14 @@ func (p *producer) Refresh(ctx context.Context, counts map[string]int32) error {
 // Idempotent implements driver.Producer.
 func (p *producer) Idempotent() bool { return p.idempotent }
 
-// Close implements driver.Producer: it flushes until ctx is done, purges
-// what is left (each purged record is reported with librdkafka's
-// ErrPurgeQueue or ErrPurgeInflight, code Closed), waits for the reports,
-// then closes the client. Records whose report never came (none is
-// expected) are failed by the adapter, so that Delivered has been called
-// for every record when Close returns.
+// Close implements driver.Producer: it purges what librdkafka still
+// holds (the portable layer has flushed before), so that each purged record
+// is reported with librdkafka's ErrPurgeQueue or ErrPurgeInflight (code
+// Closed), waits for those reports until ctx is done, then closes the
+// client. Records whose report never came (none is expected) are failed by
+// the adapter, so that Delivered has been called for every record when
+// Close returns.
 func (p *producer) Close(ctx context.Context) error {
-	p.life.Lock()
-	if p.closed {
-		p.life.Unlock()
-		return errClosed
-	}
-	p.life.Unlock()
-	err := p.Flush(ctx)
-	if errors.Is(err, errClosed) {
-		return err
-	}
 	p.life.Lock()
 	if p.closed {
 		p.life.Unlock()
@@ -338,20 +332,18 @@ func (p *producer) Close(ctx context.Context) error {
 	p.closed = true
 	close(p.closedCh)
 	p.life.Unlock()
-	if perr := p.kp.Purge(kafka.PurgeQueue | kafka.PurgeInFlight); perr != nil {
-		err = errors.Join(err, perr)
+	var errs []error
+	if err := p.kp.Purge(kafka.PurgeQueue | kafka.PurgeInFlight); err != nil {
+		errs = append(errs, err)
 	}
-	// The purged records' reports: librdkafka queues them at once; the
-	// binding's poller moves them to Events(), which drain reads. Each
-	// report signals space.
-	wait := time.NewTimer(5 * time.Second)
-	defer wait.Stop()
+	// librdkafka queues the purged records' reports at once; the binding's
+	// poller moves them to Events(), which drain reads. Each report
+	// signals reported.
 wait:
 	for p.hasInflight() {
 		select {
 		case <-p.reported:
-		case <-wait.C:
-			err = errors.Join(err, errors.New("confluent: delivery reports still missing 5s after purge"))
+		case <-ctx.Done():
 			break wait
 		}
 	}
@@ -368,8 +360,8 @@ wait:
 		p.report(k.(*pending), nil, errClosed)
 		return true
 	})
-	if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("confluent: close producer: %w", err)
+	if len(errs) > 0 {
+		return fmt.Errorf("confluent: close producer: %w", errors.Join(errs...))
 	}
 	return nil
 }
