@@ -23,6 +23,10 @@ import (
 // resubscription of Rejoin) wait at most this long.
 const pollSlice = 50 * time.Millisecond
 
+// closeQuietPolls is how many empty polls in a row (of pollSlice each)
+// Close waits for after unsubscribing, before it closes the client.
+const closeQuietPolls = 4
+
 type consumer struct {
 	kc       *kafka.Consumer
 	adm      *kafka.AdminClient
@@ -623,8 +627,21 @@ func (c *consumer) Close(ctx context.Context) error {
 	if err := c.kc.Unsubscribe(); err != nil {
 		errs = append(errs, err)
 	}
-	for len(c.owned) > 0 && ctx.Err() == nil {
-		c.kc.Poll(int(pollSlice.Milliseconds()))
+	// Poll until the unsubscription has settled: the revocation it causes
+	// has run, and so has any rebalance event queued or in flight before
+	// it (a join that completes now is assigned, then revoked). librdkafka
+	// must not raise a rebalance event once kafka.Consumer.Close has begun:
+	// an assign called from that callback can wait forever
+	// (librdkafka#4884, #4527; the workaround there: unsubscribe, wait
+	// until nothing is assigned, then close).
+	for quiet := 0; quiet < closeQuietPolls && ctx.Err() == nil; {
+		c.rebalanced = false
+		ev := c.kc.Poll(int(pollSlice.Milliseconds()))
+		if ev == nil && !c.rebalanced && len(c.owned) == 0 {
+			quiet++
+		} else {
+			quiet = 0
+		}
 	}
 	c.life.Lock()
 	c.closed = true

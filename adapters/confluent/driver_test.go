@@ -544,3 +544,17 @@ func TestNonLeaderGrowthLatency(t *testing.T) {
 	stop.Store(true)
 	wg.Wait()
 }
+
+func TestCloseWhileJoining(t *testing.T) {
+	cl := testcluster.New(t)
+	topic := cl.Topic(t, 1)
+	b := testBackendFor(cl.Brokers())
+	for i := range 40 {
+		h := &handler{}
+		c := openConsumer(t, b, cl.Group(t), []string{topic}, h)
+		time.Sleep(time.Duration(i%20) * 15 * time.Millisecond) // vary where the join is when Close comes
+		start := time.Now()
+		closeConsumer(t, c)
+		require.Less(t, time.Since(start), 5*time.Second, "iteration %d: Close while joining is bounded", i)
+	}
+}
