@@ -23,9 +23,9 @@ import (
 // resubscription of Rejoin) wait at most this long.
 const pollSlice = 50 * time.Millisecond
 
-// closeQuietPolls is how many empty polls in a row (of pollSlice each)
-// Close waits for after unsubscribing, before it closes the client.
-const closeQuietPolls = 4
+// closeQuiet is how long Close polls after unsubscribing, and after the
+// last rebalance event since, before it closes the client.
+const closeQuiet = 200 * time.Millisecond
 
 type consumer struct {
 	kc       *kafka.Consumer
@@ -572,7 +572,10 @@ func (c *consumer) PartitionCounts(ctx context.Context, topics []string) (map[st
 		out, err = partitionCounts(ctx, c.kc, topics)
 		return err
 	})
-	return out, err
+	if err != nil {
+		return nil, err // out may still be written by a call that outlived ctx
+	}
+	return out, nil
 }
 
 // Pause implements driver.Pauser.
@@ -634,13 +637,11 @@ func (c *consumer) Close(ctx context.Context) error {
 	// an assign called from that callback can wait forever
 	// (librdkafka#4884, #4527; the workaround there: unsubscribe, wait
 	// until nothing is assigned, then close).
-	for quiet := 0; quiet < closeQuietPolls && ctx.Err() == nil; {
+	for settled := time.Now(); ctx.Err() == nil && (len(c.owned) > 0 || time.Since(settled) < closeQuiet); {
 		c.rebalanced = false
-		ev := c.kc.Poll(int(pollSlice.Milliseconds()))
-		if ev == nil && !c.rebalanced && len(c.owned) == 0 {
-			quiet++
-		} else {
-			quiet = 0
+		c.kc.Poll(int(pollSlice.Milliseconds()))
+		if c.rebalanced {
+			settled = time.Now()
 		}
 	}
 	c.life.Lock()
