@@ -58,8 +58,9 @@ type Record struct {
 	Value []byte
 	// Headers are the record headers, in order.
 	Headers []Header
-	// Timestamp is the record timestamp. On produce, the zero time lets the
-	// client stamp the record with the current time.
+	// Timestamp is the record timestamp. On produce, the zero time is
+	// replaced by the send time (to about a millisecond: a coarse clock,
+	// the same on every backend), which the record keeps.
 	Timestamp time.Time
 
 	// Native is the record as the backend's client represents it (for the

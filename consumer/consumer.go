@@ -9,7 +9,7 @@
 //	c, err := consumer.New(ctx, franz.New(polykafka.Connection{Brokers: brokers}), "billing", []string{"orders"}, nil)
 //	if err != nil { ... }
 //	defer c.Close()
-//	err = c.Run(ctx, func(ctx context.Context, r *polykafka.Record) error {
+//	err = c.Run(ctx, func(ctx context.Context, r polykafka.Record) error {
 //		return process(r)
 //	})
 //
@@ -419,7 +419,9 @@ func (c *Consumer) Close() error {
 	c.mu.Unlock()
 	waitCh := make(chan struct{})
 	go func() {
-		c.pollMu.Lock() // the Run in progress has returned
+		// Acquiring pollMu means the Run in progress has returned.
+		c.pollMu.Lock()
+		//lint:ignore SA2001 an empty critical section: waits for Run to release pollMu
 		c.pollMu.Unlock()
 		c.bgWG.Wait()
 		close(waitCh)

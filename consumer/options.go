@@ -85,16 +85,6 @@ type Options struct {
 	// batches of RunBatch and Poll). Zero means 1000.
 	MaxPollRecords int
 
-	// ReuseRecords lets Run and RunBatch reuse one buffer of Records for
-	// every fetch instead of allocating one per fetch: a record (the
-	// *polykafka.Record) is then valid only until the handler returns, and
-	// a handler that keeps one must copy it (r2 := *r; its Key, Value and
-	// Headers are never reused). It saves one Record (144 bytes) of
-	// allocation per consumed record, which is most of the portable
-	// layer's cost over the native client. False (the default) allocates,
-	// and records may be kept. Poll always allocates.
-	ReuseRecords bool
-
 	// ReadCommitted makes the consumer read only records of committed
 	// transactions (and records written outside transactions), as Kafka's
 	// isolation.level=read_committed does. False (the default) reads

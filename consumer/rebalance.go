@@ -75,12 +75,11 @@ func (c *Consumer) assignFailed(err error) {
 	if c.rejoinTimer != nil {
 		c.rejoinTimer.Stop()
 	}
-	counts := maps.Clone(c.counts)
 	c.rejoinTimer = time.AfterFunc(wait, func() {
 		if c.bg.Err() != nil {
 			return
 		}
-		if err := c.d.Rejoin(c.bg, counts); err != nil && c.bg.Err() == nil {
+		if err := c.d.Rejoin(c.bg, nil); err != nil && c.bg.Err() == nil {
 			c.s.Logger.Warn("polykafka: rejoin to retry a start decision failed", "group", c.group, "err", err)
 		}
 	})
@@ -368,10 +367,7 @@ func (c *Consumer) outOfRange(ctx context.Context, tps []polykafka.TopicPartitio
 		}
 		return nil
 	}
-	c.mu.Lock()
-	counts := maps.Clone(c.counts)
-	c.mu.Unlock()
-	if err := c.d.Rejoin(ctx, counts); err != nil && ctx.Err() == nil {
+	if err := c.d.Rejoin(ctx, nil); err != nil && ctx.Err() == nil {
 		c.s.Logger.Warn("polykafka: rejoin after out-of-range failed", "group", c.group, "err", err)
 	}
 	return nil

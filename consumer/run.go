@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"sync/atomic"
 	"time"
 
 	"github.com/polykafka/polykafka"
@@ -13,15 +14,21 @@ import (
 )
 
 // Handler processes one record. Returning nil marks the record processed;
-// an error (or a panic) applies Options.OnError. The record must not be
-// modified. It may be retained unless Options.ReuseRecords is set.
-type Handler func(ctx context.Context, r *polykafka.Record) error
+// an error (or a panic) applies Options.OnError.
+//
+// The record is passed by value: the handler may keep it (its Key, Value
+// and Headers are never reused), and the consumer allocates nothing per
+// record to hand it out.
+type Handler func(ctx context.Context, r polykafka.Record) error
 
 // BatchHandler processes consecutive records of one partition, in offset
 // order. Returning nil marks them all processed; an error (or a panic)
-// applies Options.OnError to the whole batch. The records may be retained
-// unless Options.ReuseRecords is set; the slice may not.
-type BatchHandler func(ctx context.Context, rs []*polykafka.Record) error
+// applies Options.OnError to the whole batch.
+//
+// The slice and its elements are reused for the next batch: a handler that
+// keeps records beyond its return copies them (slices.Clone(rs), or single
+// records by value); their Key, Value and Headers are never reused.
+type BatchHandler func(ctx context.Context, rs []polykafka.Record) error
 
 // Run fetches records and calls h for each, one at a time, in partition
 // order, until ctx is done or the consumer is closed (then it returns nil),
@@ -33,14 +40,14 @@ func (c *Consumer) Run(ctx context.Context, h Handler) error {
 	if h == nil {
 		return polykafka.NewError(polykafka.InvalidArgument, "consumer: Run", "handler is nil", nil)
 	}
-	return c.loop(ctx, "consumer: Run", func(ctx context.Context, ps *partState, run []polykafka.Record) error {
+	return c.loop(ctx, "consumer: Run", true, func(ctx context.Context, halt *atomic.Bool, ps *partState, run []polykafka.Record) error {
 		for len(run) > 0 {
-			n, err := handleRun(ctx, ps, run, h)
+			n, err := handleRun(ctx, halt, ps, run, h)
 			if err == nil {
 				return nil
 			}
 			// run[n] failed: apply the error policy to it alone.
-			r := &run[n]
+			r := run[n]
 			if err := c.handle(ctx, ps, r.Offset, func() error { return h(ctx, r) }, err); err != nil {
 				return err
 			}
@@ -53,8 +60,9 @@ func (c *Consumer) Run(ctx context.Context, h Handler) error {
 // handleRun calls h for each record of run in order, marking each processed,
 // until one fails (or panics): it returns that record's index and the
 // error. One deferred recover covers the whole run, so the per-record path
-// is the call and two atomic operations.
-func handleRun(ctx context.Context, ps *partState, run []polykafka.Record, h Handler) (n int, err error) {
+// is the call, two atomic loads and an atomic store; halt (set when ctx is
+// done) stands in for ctx.Err(), which takes a lock.
+func handleRun(ctx context.Context, halt *atomic.Bool, ps *partState, run []polykafka.Record, h Handler) (n int, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = panicError(p)
@@ -62,17 +70,17 @@ func handleRun(ctx context.Context, ps *partState, run []polykafka.Record, h Han
 	}()
 	start := ps.start.Load()
 	for n = 0; n < len(run); n++ {
-		r := &run[n]
-		if ps.gone.Load() || ctx.Err() != nil {
+		if ps.gone.Load() || halt.Load() {
 			return len(run), nil
 		}
-		if r.Offset < start {
+		off := run[n].Offset
+		if off < start {
 			continue
 		}
-		if err = h(ctx, r); err != nil {
+		if err = h(ctx, run[n]); err != nil {
 			return n, err
 		}
-		ps.processed.Store(r.Offset + 1)
+		ps.processed.Store(off + 1)
 	}
 	return n, nil
 }
@@ -83,14 +91,13 @@ func (c *Consumer) RunBatch(ctx context.Context, h BatchHandler) error {
 	if h == nil {
 		return polykafka.NewError(polykafka.InvalidArgument, "consumer: RunBatch", "handler is nil", nil)
 	}
-	return c.loop(ctx, "consumer: RunBatch", func(ctx context.Context, ps *partState, run []polykafka.Record) error {
-		batch := make([]*polykafka.Record, 0, len(run))
+	return c.loop(ctx, "consumer: RunBatch", true, func(ctx context.Context, _ *atomic.Bool, ps *partState, run []polykafka.Record) error {
 		start := ps.start.Load()
-		for i := range run {
-			if run[i].Offset >= start {
-				batch = append(batch, &run[i])
-			}
+		i := 0
+		for i < len(run) && run[i].Offset < start {
+			i++
 		}
+		batch := run[i:]
 		if len(batch) == 0 || ps.gone.Load() {
 			return nil
 		}
@@ -107,7 +114,7 @@ func (c *Consumer) RunBatch(ctx context.Context, h BatchHandler) error {
 func (c *Consumer) Poll(ctx context.Context) ([]*polykafka.Record, error) {
 	const op = "consumer: Poll"
 	var out []*polykafka.Record
-	err := c.loopWith(ctx, op, false, func(ctx context.Context, ps *partState, run []polykafka.Record) error {
+	err := c.loop(ctx, op, false, func(ctx context.Context, _ *atomic.Bool, ps *partState, run []polykafka.Record) error {
 		for i := range run {
 			if run[i].Offset >= ps.start.Load() && !ps.gone.Load() {
 				out = append(out, &run[i])
@@ -129,20 +136,18 @@ func (c *Consumer) Poll(ctx context.Context) ([]*polykafka.Record, error) {
 
 // loop is the fetch loop shared by Run, RunBatch and Poll: it hands each
 // run of consecutive records of one owned partition to deliver, and returns
-// nil after a fetch was delivered if stop (when not nil) says so.
-func (c *Consumer) loop(ctx context.Context, op string, deliver func(context.Context, *partState, []polykafka.Record) error, stop func() bool) error {
-	return c.loopWith(ctx, op, c.s.ReuseRecords, deliver, stop)
-}
+// nil after a fetch was delivered if stop (when not nil) says so. With
+// reuse, one record buffer serves every fetch (the records are handed out
+// by value or only for the duration of a call); without it, every fetch
+// gets a new buffer (Poll's records are the caller's).
+func (c *Consumer) loop(ctx context.Context, op string, reuse bool, deliver func(context.Context, *atomic.Bool, *partState, []polykafka.Record) error, stop func() bool) error {
+	// Backoff between fetches that return an error the consumer goes on from
+	// and no records, so that a failing client is not polled in a busy loop.
+	const (
+		fetchBackoffMin = 50 * time.Millisecond
+		fetchBackoffMax = time.Second
+	)
 
-// Backoff between fetches that return an error the consumer goes on from
-// and no records, so that a failing client is not polled in a busy loop.
-const (
-	fetchBackoffMin = 50 * time.Millisecond
-	fetchBackoffMax = time.Second
-)
-
-// loopWith is loop; with reuse, one record buffer serves every fetch.
-func (c *Consumer) loopWith(ctx context.Context, op string, reuse bool, deliver func(context.Context, *partState, []polykafka.Record) error, stop func() bool) error {
 	if !c.polling.CompareAndSwap(false, true) {
 		return polykafka.NewError(polykafka.InvalidArgument, op, "another Run, RunBatch or Poll is in progress", nil)
 	}
@@ -163,6 +168,8 @@ func (c *Consumer) loopWith(ctx context.Context, op string, reuse bool, deliver 
 	defer cancel()
 	defer context.AfterFunc(c.bg, cancel)()
 	defer context.AfterFunc(c.stop, cancel)()
+	var halt atomic.Bool
+	defer context.AfterFunc(ctx, func() { halt.Store(true) })()
 
 	var buf []polykafka.Record
 	backoff := time.Duration(0)
@@ -220,7 +227,7 @@ func (c *Consumer) loopWith(ctx context.Context, op string, reuse bool, deliver 
 			if ctx.Err() != nil {
 				return nil // stopping: the rest is fetched again by the next owner
 			}
-			if err := deliver(ctx, ps, run); err != nil {
+			if err := deliver(ctx, &halt, ps, run); err != nil {
 				return err
 			}
 		}

@@ -45,6 +45,7 @@ import (
 	"github.com/polykafka/polykafka"
 	"github.com/polykafka/polykafka/adapters/driver"
 	"github.com/polykafka/polykafka/discovery"
+	"github.com/polykafka/polykafka/internal/clock"
 	"github.com/polykafka/polykafka/internal/errs"
 )
 
@@ -54,14 +55,21 @@ type Producer struct {
 	s       settings
 	backend string
 
-	// inflight counts records between SendAsync's closed check and their
-	// delivery (the callback has returned). Flush and Close wait for it to
-	// reach zero: waiters registers them, and the delivery that brings the
-	// count to zero closes idle.
-	inflight atomic.Int64
-	waiters  atomic.Int32
-	idleMu   sync.Mutex
-	idle     chan struct{}
+	// sent counts records from SendAsync's closed check on, delivered
+	// those whose delivery finished (the callback has returned): the
+	// difference is in flight. Flush and Close wait for it to reach zero:
+	// waiters registers them, and the delivery that brings it to zero
+	// closes idle. Two counters on their own cache lines, so that the
+	// sending goroutines and the client's delivery goroutine do not write
+	// the same line for every record.
+	_         [64]byte
+	sent      atomic.Int64
+	_         [56]byte
+	delivered atomic.Int64
+	_         [56]byte
+	waiters   atomic.Int32
+	idleMu    sync.Mutex
+	idle      chan struct{}
 
 	closed   atomic.Bool
 	gaveUp   atomic.Bool // Close stopped waiting for deliveries
@@ -72,8 +80,10 @@ type Producer struct {
 	watcher  *discovery.Watcher
 	topics   sync.Map // topic -> *topicEntry: the topics written to
 	last     atomic.Pointer[topicEntry]
+	bg       context.Context
 	bgCancel context.CancelFunc
 	bgDone   chan struct{}
+	bgWG     sync.WaitGroup
 
 	txMu sync.Mutex
 	inTx bool
@@ -116,19 +126,20 @@ func New(ctx context.Context, b driver.Backend, opts *Options) (*Producer, error
 		ManualPartitions: s.RecordPartition,
 		Linger:           s.Linger,
 		BatchBytes:       s.BatchBytes,
-		Delivered:        p.delivered,
+		Delivered:        p.deliver,
 		Logger:           s.Logger,
 	})
 	if err != nil {
 		return nil, errs.Wrap(op, err, polykafka.Code)
 	}
 	p.d = d
+	clock.Acquire()
 	if idem == driver.IdempotenceIfSupported && !d.Idempotent() {
 		s.Logger.Info("polykafka: the backend has no idempotent producer; a retried send may write a record twice",
 			"backend", b.Name())
 	}
 	bg, cancel := context.WithCancel(context.Background())
-	p.bgCancel = cancel
+	p.bg, p.bgCancel = bg, cancel
 	if s.DiscoveryInterval > 0 {
 		p.watcher = discovery.NewWatcher(d, nil, s.DiscoveryInterval, s.Logger, p.onGrowth)
 		go func() {
@@ -157,9 +168,9 @@ func (p *Producer) classify(err error) polykafka.ErrorCode {
 	return p.d.ErrorCode(err)
 }
 
-// delivered is the driver's ProducerConfig.Delivered: one function for the
+// deliver is the driver's ProducerConfig.Delivered: one function for the
 // producer, so the record path allocates nothing for it.
-func (p *Producer) delivered(r *polykafka.Record, err error, done func(*polykafka.Record, error)) {
+func (p *Producer) deliver(r *polykafka.Record, err error, done func(*polykafka.Record, error)) {
 	if err != nil {
 		if p.gaveUp.Load() && p.classify(err) == polykafka.Closed {
 			err = polykafka.NewError(polykafka.Unavailable, "producer: Close",
@@ -178,7 +189,8 @@ func (p *Producer) delivered(r *polykafka.Record, err error, done func(*polykafk
 
 // release ends one in-flight record and wakes Flush and Close at zero.
 func (p *Producer) release() {
-	if p.inflight.Add(-1) == 0 && p.waiters.Load() > 0 {
+	n := p.delivered.Add(1)
+	if p.waiters.Load() > 0 && n == p.sent.Load() {
 		p.idleMu.Lock()
 		if p.idle != nil {
 			close(p.idle)
@@ -188,13 +200,16 @@ func (p *Producer) release() {
 	}
 }
 
+// inflight returns the number of records in flight.
+func (p *Producer) inflight() int64 { return p.sent.Load() - p.delivered.Load() }
+
 // waitIdle returns when no record is in flight, or ctx's error.
 func (p *Producer) waitIdle(ctx context.Context) error {
 	p.waiters.Add(1)
 	defer p.waiters.Add(-1)
 	for {
 		p.idleMu.Lock()
-		if p.inflight.Load() == 0 {
+		if p.delivered.Load() == p.sent.Load() {
 			p.idleMu.Unlock()
 			return nil
 		}
@@ -246,7 +261,7 @@ func (p *Producer) sendAsync(ctx context.Context, op string, r *polykafka.Record
 		p.fail(r, cb, err)
 		return
 	}
-	p.inflight.Add(1) // before the check: Close sets closed, then waits for zero
+	p.sent.Add(1) // before the check: Close sets closed, then waits for zero
 	if p.closed.Load() {
 		p.release()
 		p.fail(r, cb, polykafka.NewError(polykafka.Closed, op, "", nil))
@@ -254,6 +269,11 @@ func (p *Producer) sendAsync(ctx context.Context, op string, r *polykafka.Record
 	}
 	if p.watcher != nil {
 		p.note(r.Topic)
+	}
+	if r.Timestamp.IsZero() {
+		// Stamped here, the same way for every backend, from a clock that
+		// costs an atomic load instead of a clock read per record.
+		r.Timestamp = clock.Now()
 	}
 	p.d.Produce(ctx, r, cb)
 }
@@ -281,6 +301,20 @@ func (p *Producer) note(topic string) {
 	p.last.Store(e.(*topicEntry))
 	if !loaded {
 		p.watcher.Watch(topic)
+		// The client loaded the topic's metadata for this first record,
+		// and the watcher takes its first count as the reference: if the
+		// topic grew in between, no growth would ever be reported. Read
+		// the count now and refresh the client after it, once per topic.
+		p.bgWG.Add(1)
+		go func() {
+			defer p.bgWG.Done()
+			p.watcher.Poll(p.bg)
+			if p.bg.Err() == nil {
+				if err := p.d.Refresh(p.bg, p.watcher.Counts()); err != nil && p.bg.Err() == nil {
+					p.s.Logger.Warn("polykafka: producer: metadata refresh failed", "topic", topic, "err", err)
+				}
+			}
+		}()
 	}
 }
 
@@ -349,14 +383,14 @@ func (p *Producer) Flush(ctx context.Context) error {
 }
 
 func (p *Producer) flush(ctx context.Context, op string) error {
-	if p.inflight.Load() == 0 {
+	if p.inflight() == 0 {
 		return nil
 	}
 	fctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() { _ = p.d.Flush(fctx) }() // sends now; the wait is ours
 	if err := p.waitIdle(ctx); err != nil {
-		return errs.Deadline(op, strconv.FormatInt(p.inflight.Load(), 10)+" record(s) not yet acknowledged", err, nil)
+		return errs.Deadline(op, strconv.FormatInt(p.inflight(), 10)+" record(s) not yet acknowledged", err, nil)
 	}
 	return nil
 }
@@ -388,6 +422,7 @@ func (p *Producer) Close() error {
 	p.closed.Store(true)
 	p.bgCancel()
 	<-p.bgDone
+	p.bgWG.Wait()
 
 	var errList []error
 	ctx, cancel := context.WithTimeout(context.Background(), p.s.CloseTimeout)
@@ -421,8 +456,9 @@ func (p *Producer) Close() error {
 	}
 	if err := p.waitIdle(ctx); err != nil {
 		errList = append(errList, polykafka.NewError(polykafka.Unknown, op,
-			strconv.FormatInt(p.inflight.Load(), 10)+" callback(s) never ran: the backend lost them (a bug in the adapter), or a callback calls Close", nil))
+			strconv.FormatInt(p.inflight(), 10)+" callback(s) never ran: the backend lost them (a bug in the adapter), or a callback calls Close", nil))
 	}
+	clock.Release()
 	p.closeErr = errors.Join(errList...)
 	return p.closeErr
 }

@@ -248,14 +248,15 @@ type Consumer interface {
 	// metadata request sent by this call (never from a cache). A missing
 	// topic is an error for which ErrorCode returns NotFound.
 	PartitionCounts(ctx context.Context, topics []string) (map[string]int32, error)
-	// Rejoin makes the group rebalance soon: partitions were added (counts
-	// are the partition counts just read), or the portable layer wants
-	// Assigned to run again after it failed. The driver does what its
-	// client allows (see the package doc): counts in its JoinGroup user
-	// data where it can set it, a forced rejoin, and, when it leads,
-	// planning with metadata showing at least the counts members
-	// reported. It does not wait for the rebalance. Nothing may depend on
-	// it for correctness.
+	// Rejoin makes the group rebalance soon, for one of two reasons:
+	// partitions were added (counts are the partition counts just read),
+	// or, with nil counts, the portable layer wants Assigned to run again
+	// after it failed (nothing grew: the rebalance must be forced). The
+	// driver does what its client allows (see the package doc): counts in
+	// its JoinGroup user data where it can set it, a forced rejoin, and,
+	// when it leads, planning with metadata showing at least the counts
+	// members reported. It does not wait for the rebalance. Nothing may
+	// depend on it for correctness.
 	Rejoin(ctx context.Context, counts map[string]int32) error
 	// Close calls Revoked for the partitions still owned, leaves the group
 	// and releases the client. It should return by ctx's deadline; the

@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/polykafka/polykafka"
+	"github.com/polykafka/polykafka/adapters/driver"
 	"github.com/polykafka/polykafka/consumer"
 	"github.com/polykafka/polykafka/discovery"
 	"github.com/polykafka/polykafka/internal/testcluster"
@@ -25,70 +26,11 @@ import (
 // rebalance delay).
 const basicWait = 30 * time.Second
 
-// murmur2 is Kafka's Utils.murmur2, written independently of every adapter
-// so that the suite checks the backends against Java's partitioner rather
-// than against each other.
-func murmur2(data []byte) int32 {
-	const (
-		seed uint32 = 0x9747b28c
-		m    uint32 = 0x5bd1e995
-		r           = 24
-	)
-	length := len(data)
-	h := seed ^ uint32(length)
-	for i := 0; i+4 <= length; i += 4 {
-		k := uint32(data[i]) | uint32(data[i+1])<<8 | uint32(data[i+2])<<16 | uint32(data[i+3])<<24
-		k *= m
-		k ^= k >> r
-		k *= m
-		h *= m
-		h ^= k
-	}
-	tail := length &^ 3
-	switch length % 4 {
-	case 3:
-		h ^= uint32(data[tail+2]) << 16
-		fallthrough
-	case 2:
-		h ^= uint32(data[tail+1]) << 8
-		fallthrough
-	case 1:
-		h ^= uint32(data[tail])
-		h *= m
-	}
-	h ^= h >> 13
-	h *= m
-	h ^= h >> 15
-	return int32(h)
-}
-
-// murmur2Partition is the partition Kafka's default partitioner chooses for
-// key among n partitions.
-func murmur2Partition(key []byte, n int32) int32 {
-	return (murmur2(key) & 0x7fffffff) % n
-}
-
-// checkMurmur2 verifies murmur2 against the vectors of Kafka's UtilsTest.
-func checkMurmur2(t *testing.T, e *env) {
-	t.Helper()
-	vectors := map[string]int32{
-		"21":                         -973932308,
-		"foobar":                     -790332482,
-		"a-little-bit-long-string":   -985981536,
-		"a-little-bit-longer-string": -1486304829,
-		"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8": -58897971,
-		"abc": 479470107,
-	}
-	for in, want := range vectors {
-		require.Equal(t, want, murmur2([]byte(in)), "%s: the suite's murmur2(%q) disagrees with Kafka's test vector", e.rule, in)
-	}
-}
-
 // keyFor returns a key whose murmur2 partition among n is not avoid.
 func keyFor(prefix string, n, avoid int32) []byte {
 	for i := 0; ; i++ {
 		k := []byte(fmt.Sprintf("%s-%d", prefix, i))
-		if murmur2Partition(k, n) != avoid {
+		if driver.KeyPartition(k, n) != avoid {
 			return k
 		}
 	}
@@ -107,17 +49,18 @@ func requireCode(t *testing.T, e *env, err error, code polykafka.ErrorCode, what
 }
 
 func sentinelOf(code polykafka.ErrorCode) error {
-	switch code {
-	case polykafka.InvalidArgument:
-		return polykafka.ErrInvalidArgument
-	case polykafka.NotFound:
-		return polykafka.ErrNotFound
-	case polykafka.Closed:
-		return polykafka.ErrClosed
-	case polykafka.Unimplemented:
-		return polykafka.ErrUnimplemented
-	}
-	return polykafka.ErrUnknown
+	return map[polykafka.ErrorCode]error{
+		polykafka.InvalidArgument:  polykafka.ErrInvalidArgument,
+		polykafka.NotFound:         polykafka.ErrNotFound,
+		polykafka.AlreadyExists:    polykafka.ErrAlreadyExists,
+		polykafka.Unimplemented:    polykafka.ErrUnimplemented,
+		polykafka.PermissionDenied: polykafka.ErrPermissionDenied,
+		polykafka.Closed:           polykafka.ErrClosed,
+		polykafka.OffsetOutOfRange: polykafka.ErrOffsetOutOfRange,
+		polykafka.Rebalancing:      polykafka.ErrRebalancing,
+		polykafka.Unavailable:      polykafka.ErrUnavailable,
+		polykafka.Fenced:           polykafka.ErrFenced,
+	}[code]
 }
 
 // send sends each record synchronously and fails the test on an error.
@@ -215,7 +158,6 @@ func testRoundTrip(t *testing.T, e *env) {
 }
 
 func testKeyPartition(t *testing.T, e *env) {
-	checkMurmur2(t, e)
 	const n = 7
 	topic := e.cluster.Topic(t, n)
 	p := e.newProducer(nil)
@@ -243,7 +185,7 @@ func testKeyPartition(t *testing.T, e *env) {
 
 	want := make(map[int32]int64)
 	for i, r := range recs {
-		exp := murmur2Partition(r.Key, n)
+		exp := driver.KeyPartition(r.Key, n)
 		want[exp]++
 		assert.Equal(t, exp, r.Partition, "%s: key %q", e.rule, r.Key)
 		if t.Failed() && i > 20 {
@@ -390,7 +332,6 @@ func testAsyncCallbacks(t *testing.T, e *env) {
 }
 
 func testRecordPartition(t *testing.T, e *env) {
-	checkMurmur2(t, e)
 	const n = 4
 	topic := e.cluster.Topic(t, n)
 	ctx := e.ctx(basicWait)
@@ -405,8 +346,8 @@ func testRecordPartition(t *testing.T, e *env) {
 	anyKey := []byte("any-partition-key")
 	anyRec := &polykafka.Record{Topic: topic, Partition: polykafka.AnyPartition, Key: anyKey, Value: []byte("any")}
 	require.NoError(t, p.Send(ctx, anyRec), "%s: Send with AnyPartition", e.rule)
-	assert.Equal(t, murmur2Partition(anyKey, n), anyRec.Partition, "%s: AnyPartition uses murmur2 of the key", e.rule)
-	want[murmur2Partition(anyKey, n)]++
+	assert.Equal(t, driver.KeyPartition(anyKey, n), anyRec.Partition, "%s: AnyPartition uses murmur2 of the key", e.rule)
+	want[driver.KeyPartition(anyKey, n)]++
 
 	bad := &polykafka.Record{Topic: topic, Partition: 9, Key: []byte("k"), Value: []byte("bad")}
 	requireCode(t, e, p.Send(ctx, bad), polykafka.InvalidArgument, "Send with Partition 9 of 4")
@@ -423,8 +364,8 @@ func testRecordPartition(t *testing.T, e *env) {
 	key := keyFor("default", n, 3)
 	ignored := &polykafka.Record{Topic: topic, Partition: 3, Key: key, Value: []byte("ignored")}
 	require.NoError(t, def.Send(ctx, ignored), "%s: Send with Partition 3 and RecordPartition off", e.rule)
-	assert.Equal(t, murmur2Partition(key, n), ignored.Partition, "%s: without RecordPartition, Partition is ignored and the key decides", e.rule)
-	want[murmur2Partition(key, n)]++
+	assert.Equal(t, driver.KeyPartition(key, n), ignored.Partition, "%s: without RecordPartition, Partition is ignored and the key decides", e.rule)
+	want[driver.KeyPartition(key, n)]++
 
 	ends := e.cluster.EndOffsets(t, topic)
 	for part := int32(0); part < n; part++ {
@@ -465,9 +406,9 @@ func testUseAfterClose(t *testing.T, e *env) {
 	require.NoError(t, first, "%s: consumer Close", e.rule)
 	assert.Equal(t, first, c.Close(), "%s: a second consumer Close returns the first's result", e.rule)
 
-	handler := func(context.Context, *polykafka.Record) error { return nil }
+	handler := func(context.Context, polykafka.Record) error { return nil }
 	requireCode(t, e, c.Run(ctx, handler), polykafka.Closed, "consumer Run after Close")
-	requireCode(t, e, c.RunBatch(ctx, func(context.Context, []*polykafka.Record) error { return nil }), polykafka.Closed, "consumer RunBatch after Close")
+	requireCode(t, e, c.RunBatch(ctx, func(context.Context, []polykafka.Record) error { return nil }), polykafka.Closed, "consumer RunBatch after Close")
 	recs, err := c.Poll(ctx)
 	assert.Empty(t, recs, "%s: Poll after Close returns no records", e.rule)
 	requireCode(t, e, err, polykafka.Closed, "consumer Poll after Close")
@@ -509,6 +450,7 @@ func testInvalidOptions(t *testing.T, e *env) {
 		{name: "unknown NewPartitions kind", group: group, topics: []string{topic}, opts: &consumer.Options{NewPartitions: discovery.Policy{Kind: 99}}, field: "Options.NewPartitions"},
 		{name: "unknown commit mode", group: group, topics: []string{topic}, opts: &consumer.Options{Commit: 7}, field: "Options.Commit"},
 		{name: "non-hook", group: group, topics: []string{topic}, opts: &consumer.Options{Hooks: []any{42}}, field: "Options.Hooks[0]"},
+		{name: "MaxBackoff below Backoff", group: group, topics: []string{topic}, opts: &consumer.Options{OnError: consumer.ErrorPolicy{Retry: true, Backoff: time.Second, MaxBackoff: 500 * time.Millisecond}}, field: "Options.OnError.MaxBackoff"},
 	}
 	for _, tc := range consumerCases {
 		b := e.backend
@@ -537,6 +479,9 @@ func testInvalidOptions(t *testing.T, e *env) {
 		{name: "negative Linger", opts: &producer.Options{Linger: -1}, field: "Options.Linger"},
 		{name: "negative BatchBytes", opts: &producer.Options{BatchBytes: -1}, field: "Options.BatchBytes"},
 		{name: "negative CloseTimeout", opts: &producer.Options{CloseTimeout: -1}, field: "Options.CloseTimeout"},
+		{name: "unknown Idempotence", opts: &producer.Options{Idempotence: 9}, field: "Options.Idempotence"},
+		{name: "IdempotenceRequired with AcksLeader", opts: &producer.Options{Idempotence: producer.IdempotenceRequired, Acks: producer.AcksLeader}, field: "Options.Idempotence"},
+		{name: "TransactionalID with AcksLeader", opts: &producer.Options{TransactionalID: "tx", Acks: producer.AcksLeader}, field: "Options.TransactionalID"},
 	}
 	for _, tc := range producerCases {
 		b := e.backend

@@ -21,17 +21,30 @@ func cases() []testCase {
 		{"HandlerErrorStopsCommits", "a handler error stops the consumer and nothing at or after the failed record is committed", testHandlerError},
 		{"HandlerRetryBacksOff", "with OnError.Retry a failed record is retried until it succeeds and the consumer goes on; after MaxAttempts failures it stops", testHandlerRetry},
 		{"HandlerPanicStopsCommits", "a handler panic is an error: the consumer stops and the record is not committed", testHandlerPanic},
-		{"ReuseRecordsDeliversEveryRecordOnce", "with ReuseRecords every record reaches the handler once, with its own key and value", testReuseRecords},
+		{"RecordsKeptByHandlerStayIntact", "every record reaches the handler once, and a record the handler keeps keeps its own key and value while the consumer reuses its buffer", testRecordsKept},
 		{"InitialLatestSkipsHistory", "a new group with Initial=latest reads only records produced after its start decisions", testInitialLatest},
 		{"InitialEarliestReadsHistory", "a new group with Initial=earliest reads the whole history", testInitialEarliest},
 
 		{"InitialAtTimeStartsAtTimestamp", "Initial=At(t) starts at the first record whose timestamp is at or after t", testInitialAtTime},
 		{"MemoryStoreOverridesKafkaCommits", "with a non-Kafka store, partitions start at the store's positions: the backend applies no reset policy of its own", testMemoryStore},
 
+		{"CommitOnRevoke", "a partition that moves to another member carries the old member's processed offsets, committed at revoke", testCommitOnRevoke},
+		{"DuplicatesAfterRebalanceBounded", "clean rebalances under load redeliver at most the record in flight per revoked partition", testDuplicatesBounded},
+		{"RunBatchSemantics", "RunBatch hands out consecutive records of one partition, in order, each once; a failed batch is not committed", testRunBatch},
+		{"Transactions", "a read-committed consumer sees committed transactions only; offsets sent with a transaction commit with it (Unimplemented where the backend has none)", testTransactions},
+		{"ProducerSeesGrowth", "a producer places keys by the new partition count within a few discovery intervals of growth", testProducerSeesGrowth},
+		{"NilCallbackAndBadRecord", "SendAsync with a nil callback never panics, and still sends", testNilCallback},
+		{"ErrorsWrapOnce", "an error is wrapped once, keeps its class and names the operation", testErrorsWrapOnce},
+		{"CloseInsideHandlerFailsAtOnce", "Close from inside a handler fails at once with InvalidArgument instead of waiting CloseTimeout", testCloseInsideHandler},
+		{"CloseCommitsAfterHandlerOverrun", "a handler that overruns CloseTimeout makes Close say so, and Close still commits the records processed before it: each phase of Close has its own bound", testCloseAfterHandlerOverrun},
+		{"PauseUnassignedIsInvalid", "Pause and Resume of partitions not assigned fail with InvalidArgument; AwaitAssignment waits for the first assignment", testPauseUnassigned},
+
 		// Faults.
-		{"BrokerUnavailableFailsWithinDeadline", "with no reachable broker, New and Send fail by their context's deadline and Close still runs every callback", testBrokerUnavailable},
+		{"SilentBrokerFailsWithinDeadline", "against a broker that accepts connections and never answers, New returns an Unavailable error by its deadline", testSilentBroker},
+		{"BrokerUnavailableFailsWithinDeadline", "with no reachable broker, New and Send fail by their context's deadline (Send with an Unavailable error naming Send that still matches context.DeadlineExceeded), and Close still runs every callback, with an Unavailable error saying Close gave up (CloseTimeout), not Closed", testBrokerUnavailable},
 		{"StartDecisionCommitRetriedOnRebalancing", "a start decision whose commit is refused as rebalancing is decided again after a new rebalance; the consumer does not stop (in-process cluster only: needs fault injection)", testAssignCommitFails},
 		{"PartitionsLostThenRejoined", "a member whose session is lost gets HookLost, rejoins, and reads on with zero loss (in-process cluster only: needs fault injection)", testPartitionsLost},
+		{"LostCancelsCommitInFlight", "a member that loses its session while a Commit (1-minute deadline) waits on the store gets HookLost and reads on within seconds: Lost cancels the commit instead of waiting for it (in-process cluster only: needs fault injection)", testLostDuringCommit},
 		{"CancelledContextIsReturnedUnwrapped", "a cancelled context makes Send, New and Poll return context.Canceled itself", testCancelledContext},
 
 		// The start-offset guarantee.
@@ -41,6 +54,9 @@ func cases() []testCase {
 		{"GuaranteeMemberDiesAfterDecision", "a member that dies after the start decision but before processing loses nothing: the next owner starts at the stored decision", testDiesAfterDecision},
 		{"GuaranteeFirstGenerationRace", "a brand-new group of 3 members at Initial=latest replays no history on any partition", testFirstGenerationRace},
 		{"GuaranteeRawClientCommits", "commits written by another client (no polykafka metadata) resume, and uncommitted partitions of that known topic are new (earliest)", testRawClientCommits},
+		{"GuaranteeOutOfRangeMidStreamSeek", "a fetch position deleted from under a running consumer goes on where Options.OutOfRange says (Seek)", testOutOfRangeSeek},
+		{"GuaranteeOutOfRangeMidStreamRejoin", "without Seek, an out-of-range fetch position still follows Options.OutOfRange (stored decision, rebalance)", testOutOfRangeRejoin},
+		{"GuaranteeOneGrowthOneRebalance", "one growth of a topic causes one rebalance", testOneGrowthOneRebalance},
 		{"GuaranteeTwoMembersTakeover", "two members split the partitions; when one leaves, the other takes over with zero loss", testTwoMembersTakeover},
 	}
 }

@@ -8,7 +8,7 @@
 //		drivertest.Run(t, drivertest.Harness{
 //			Name: "mybackend",
 //			NewBackend: func(t *testing.T, brokers []string) driver.Backend { ... },
-//			NativeClient: func(t *testing.T, c *consumer.Consumer, p *producer.Producer) { ... },
+//			CheckAs: func(t *testing.T, c *consumer.Consumer, p *producer.Producer) { ... },
 //		})
 //	}
 //
@@ -44,6 +44,10 @@ type Harness struct {
 	// client's heartbeat interval (about 250ms) so group tests do not wait
 	// for 3s heartbeats, and must not set anything that changes semantics.
 	NewBackend func(t *testing.T, brokers []string) driver.Backend
+	// Transactions says the backend implements transactions
+	// (driver.Transactor); without it the suite checks that a
+	// transactional producer fails with Unimplemented.
+	Transactions bool
 	// CheckAs checks the As escape hatch of a consumer and a producer
 	// opened on the backend: it should assert that each exposes the native
 	// client.
@@ -134,6 +138,9 @@ func (e *env) newProducer(o *producer.Options) *producer.Producer {
 	if opts.Logger == nil {
 		opts.Logger = e.logger
 	}
+	if opts.DiscoveryInterval == 0 {
+		opts.DiscoveryInterval = 300 * time.Millisecond
+	}
 	p, err := producer.New(e.ctx(30*time.Second), e.backend, &opts)
 	require.NoError(e.t, err, "producer.New")
 	e.t.Cleanup(func() { _ = p.Close() })
@@ -152,16 +159,15 @@ func newSink() *sink {
 	return &sink{recs: make(map[polykafka.TopicPartition][]polykafka.Record), count: make(map[string]int)}
 }
 
-func (s *sink) add(r *polykafka.Record) {
+func (s *sink) add(r polykafka.Record) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	cp := *r
-	s.recs[r.TopicPartition()] = append(s.recs[r.TopicPartition()], cp)
+	s.recs[r.TopicPartition()] = append(s.recs[r.TopicPartition()], r)
 	s.count[fmt.Sprintf("%s@%d", r.TopicPartition(), r.Offset)]++
 }
 
 // handler records every record it is given and returns nil.
-func (s *sink) handler(_ context.Context, r *polykafka.Record) error {
+func (s *sink) handler(_ context.Context, r polykafka.Record) error {
 	s.add(r)
 	return nil
 }
@@ -247,6 +253,19 @@ func (e *env) eventually(d time.Duration, cond func() bool, msg string, args ...
 	}
 }
 
+// eventuallyf is eventually with a message computed when it fails, so
+// that it shows the state at the end of the wait.
+func (e *env) eventuallyf(d time.Duration, cond func() bool, msg func() string) {
+	e.t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			e.t.Fatalf("%s: %s (waited %v)", e.rule, msg(), d)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // assigned waits until the consumers together own every partition of
 // topic (n partitions), each exactly once.
 func (e *env) assigned(d time.Duration, topic string, n int32, cs ...*consumer.Consumer) {
@@ -277,7 +296,6 @@ func (e *env) assigned(d time.Duration, topic string, n int32, cs ...*consumer.C
 type testHandler struct {
 	t     *testing.T
 	attrs []slog.Attr
-	mu    sync.Mutex
 }
 
 func (h *testHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelInfo }

@@ -31,6 +31,7 @@ type balancer struct {
 	cl     atomic.Pointer[kgo.Client]
 	mu     sync.Mutex
 	counts map[string]int32
+	leader atomic.Bool // this member planned the last generation
 }
 
 func newBalancer(log *slog.Logger) *balancer {
@@ -54,6 +55,7 @@ func (b *balancer) snapshot() map[string]int32 {
 
 // JoinGroupMetadata implements kgo.GroupBalancer.
 func (b *balancer) JoinGroupMetadata(topics []string, current map[string][]int32, generation int32) []byte {
+	b.leader.Store(false) // until MemberBalancer says otherwise for this join
 	md := b.GroupBalancer.JoinGroupMetadata(topics, current, generation)
 	counts := b.snapshot()
 	if len(counts) == 0 {
@@ -70,6 +72,7 @@ func (b *balancer) JoinGroupMetadata(topics []string, current map[string][]int32
 
 // MemberBalancer implements kgo.GroupBalancer.
 func (b *balancer) MemberBalancer(members []kmsg.JoinGroupResponseMember) (kgo.GroupMemberBalancer, map[string]struct{}, error) {
+	b.leader.Store(true)
 	want := b.snapshot()
 	if want == nil {
 		want = make(map[string]int32)

@@ -397,13 +397,22 @@ func partitionCounts(ctx context.Context, cl *kgo.Client, topics []string) (map[
 	return out, nil
 }
 
-// Rejoin implements driver.Consumer: the counts go into the join user
-// data (so even a non-leader's rejoin rebalances), kgo refreshes its
-// metadata and rejoins.
+// Rejoin implements driver.Consumer. For growth, the counts go into the
+// join user data, so that even a non-leader's rejoin rebalances, and kgo
+// refreshes its metadata. A leader whose metadata shows new partitions
+// rejoins by itself (kgo's findNewAssignments), so on the leader a forced
+// rebalance would add a second one for the same growth: it is forced only
+// on a non-leader, or for a retry (nil counts), when nothing grew.
 func (c *consumer) Rejoin(_ context.Context, counts map[string]int32) error {
+	if counts == nil {
+		c.cl.ForceRebalance()
+		return nil
+	}
 	c.bal.setCounts(counts)
 	c.cl.ForceMetadataRefresh()
-	c.cl.ForceRebalance()
+	if !c.bal.leader.Load() {
+		c.cl.ForceRebalance()
+	}
 	return nil
 }
 

@@ -65,7 +65,7 @@ func Example() {
 	}
 	runCtx, stop := context.WithCancel(ctx)
 	var values []string
-	err = c.Run(runCtx, func(_ context.Context, r *polykafka.Record) error {
+	err = c.Run(runCtx, func(_ context.Context, r polykafka.Record) error {
 		values = append(values, string(r.Value))
 		if len(values) == 3 {
 			stop() // Run returns nil once its context is done

@@ -57,7 +57,11 @@
 // # Limitations
 //
 // None known against the contract: every optional interface (Pauser,
-// Seeker, Transactor, GroupMember) is implemented.
+// Seeker, Transactor, GroupMember) is implemented. Resume takes effect at
+// the next fetch from the partition's leader: kgo does not cut short a
+// fetch already waiting on that broker for other partitions, so the
+// resumed partition's records can come up to kgo.FetchMaxWait (5s by
+// default) later.
 package franz
 
 import (

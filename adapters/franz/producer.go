@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
+	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -15,6 +18,7 @@ import (
 type producer struct {
 	cl        *kgo.Client
 	cur       atomic.Pointer[chunk] // where the next pendings come from
+	pool      sync.Pool             // chunks whose every record was delivered
 	delivered func(*polykafka.Record, error, func(*polykafka.Record, error))
 	idem      bool
 	txID      string
@@ -26,11 +30,22 @@ type producer struct {
 // instead of one, with one atomic add. A chunk stays in memory until every
 // record in it is done.
 type chunk struct {
-	next atomic.Int64
+	next atomic.Int64 // slots handed out (by the sending goroutines)
+	_    [56]byte     // next and done on different cache lines
+	done atomic.Int64 // slots delivered (by kgo's goroutines)
+	_    [56]byte
 	ps   [pendingChunk]pending
 }
 
 const pendingChunk = 256
+
+func newChunk() *chunk {
+	c := new(chunk)
+	for i := range c.ps {
+		c.ps[i].c = c // for good: a chunk's slots stay in it
+	}
+	return c
+}
 
 var (
 	_ driver.Producer   = (*producer)(nil)
@@ -48,7 +63,7 @@ func (b *Backend) OpenProducer(_ context.Context, cfg driver.ProducerConfig) (dr
 	}
 	opts := []kgo.Opt{
 		kgo.WithLogger(slogLogger{cfg.Logger}),
-		kgo.RecordPartitioner(recordPartitioner{kgo.UniformBytesPartitioner(64<<10, true, true, nil)}),
+		kgo.RecordPartitioner(recordPartitioner{inner: kgo.UniformBytesPartitioner(64<<10, true, true, nil), manual: cfg.ManualPartitions}),
 		kgo.ProducerLinger(cfg.Linger),
 	}
 	opts = append(opts, base...)
@@ -100,36 +115,29 @@ func (b *Backend) OpenProducer(_ context.Context, cfg driver.ProducerConfig) (dr
 }
 
 // pending is one record in flight: the kgo.Record handed to kgo and what
-// the promise needs. The record's Context is the pending's own pendingCtx
-// (a pointer into the same allocation, so no allocation of its own), which
-// carries the Produce context for kgo's cancellation and lets the promise
-// and the partitioner find the pending without a closure per record, and
-// tell the adapter's records from records produced natively through As.
+// the promise needs. kr is the first field, so the promise finds the
+// pending from the *kgo.Record kgo gives back, without a map or a closure
+// per record; the record's Context is the Produce context itself.
 type pending struct {
-	kr           kgo.Record
-	ctx          pendingCtx
-	p            *producer
-	rec          *polykafka.Record
-	done         func(*polykafka.Record, error)
-	badPartition bool
+	kr   kgo.Record
+	c    *chunk
+	p    *producer
+	rec  *polykafka.Record
+	done func(*polykafka.Record, error)
 }
 
-// pendingCtx is the context of an adapter-produced record: the Produce
-// context, plus the way back to the pending.
-type pendingCtx struct {
-	context.Context
-	pd *pending
-}
-
-// pendingOf returns the pending of a record the adapter produced, or nil
-// for any other record (one produced natively on the client from As).
+// pendingOf returns the pending of a record the adapter produced. Only the
+// adapter's records reach promise (records produced natively through As
+// carry their own promise), so every record it sees is the kr of a pending.
 func pendingOf(kr *kgo.Record) *pending {
-	if pc, ok := kr.Context.(*pendingCtx); ok {
-		return pc.pd
-	}
-	return nil
+	return (*pending)(unsafe.Pointer(kr))
 }
 
+// alloc returns a pending slot. Slots come from chunks of pendingChunk,
+// handed out by an atomic index; a chunk whose every slot was delivered
+// goes back to the producer's pool, so the record path allocates nothing
+// in the steady state. A chunk is reused only after kgo called the
+// promise of each of its records, after which kgo no longer reads them.
 func (p *producer) alloc() *pending {
 	for {
 		c := p.cur.Load()
@@ -138,11 +146,16 @@ func (p *producer) alloc() *pending {
 				return &c.ps[i]
 			}
 		}
-		nc := new(chunk)
+		nc, _ := p.pool.Get().(*chunk)
+		if nc == nil {
+			nc = newChunk()
+		}
+		nc.done.Store(0)
 		nc.next.Store(1)
 		if p.cur.CompareAndSwap(c, nc) {
 			return &nc.ps[0]
 		}
+		p.pool.Put(nc)
 	}
 }
 
@@ -150,7 +163,6 @@ func (p *producer) alloc() *pending {
 func (p *producer) Produce(ctx context.Context, r *polykafka.Record, done func(*polykafka.Record, error)) {
 	pd := p.alloc()
 	pd.p, pd.rec, pd.done = p, r, done
-	pd.ctx = pendingCtx{Context: ctx, pd: pd}
 	pd.kr = kgo.Record{
 		Topic:     r.Topic,
 		Partition: r.Partition,
@@ -158,28 +170,40 @@ func (p *producer) Produce(ctx context.Context, r *polykafka.Record, done func(*
 		Value:     r.Value,
 		Headers:   toKgoHeaders(r.Headers),
 		Timestamp: r.Timestamp,
-		Context:   &pd.ctx,
+		Context:   ctx,
+		Offset:    adapterMark,
 	}
 	p.cl.Produce(ctx, &pd.kr, promise)
 }
 
+// adapterMark is the Offset of the kgo.Records the adapter produces, until
+// kgo sets the real offset in the promise: kgo ignores a produced record's
+// Offset (it writes it only on completion), so it tells the adapter's
+// records from native ones in the partitioner at no cost.
+const adapterMark int64 = -0x706f6c796b61 // "polyka"
+
 func promise(kr *kgo.Record, err error) {
 	pd := pendingOf(kr)
-	p, r, done := pd.p, pd.rec, pd.done
+	p, r, done, c := pd.p, pd.rec, pd.done, pd.c
 	switch {
 	case err == nil:
 		r.Partition, r.Offset, r.Timestamp = kr.Partition, kr.Offset, kr.Timestamp
 		if p.txID != "" {
 			p.txn.produced.Store(true)
 		}
-	case pd.badPartition:
+	case kr.Partition >= 0 && strings.HasPrefix(err.Error(), "invalid record partitioning choice"):
+		// kgo's error for a partition the topic does not have (producer.go,
+		// partitionsForTopicProduce); it has no sentinel.
 		err = fmt.Errorf("%w: record Partition %d: %v", errInvalidPartition, kr.Partition, err)
 	}
-	// Drop the application's record and callback. The kgo.Record itself is
-	// left alone: kgo may still read it (its Context, from a goroutine
-	// waiting on the topic's metadata) after the promise; chunks are never
-	// reused, so it is freed with its chunk.
-	pd.rec, pd.done, pd.p = nil, nil, nil
+	// The slot is done: drop what it refers to (so a pooled chunk keeps no
+	// record alive), then count it; the last one returns the chunk. Only
+	// the references are cleared: Produce overwrites the rest.
+	pd.kr.Topic, pd.kr.Key, pd.kr.Value, pd.kr.Headers, pd.kr.Context = "", nil, nil, nil, nil
+	pd.p, pd.rec, pd.done = nil, nil, nil
+	if c.done.Add(1) == pendingChunk {
+		p.pool.Put(c)
+	}
 	p.delivered(r, err, done)
 }
 
@@ -231,16 +255,20 @@ func (p *producer) As(target any) bool {
 // ErrorCode implements driver.Producer.
 func (*producer) ErrorCode(err error) polykafka.ErrorCode { return errorCode(err) }
 
-// recordPartitioner honours a record's own partition (>= 0) and otherwise
-// defers to the wrapped partitioner. The per-topic wrapper implements kgo's
-// optional partitioner interfaces only where the wrapped one does: kgo
-// changes its batching when a partitioner has OnNewBatch (KIP-480), so
-// advertising one the wrapped partitioner lacks would change behaviour.
-type recordPartitioner struct{ inner kgo.Partitioner }
+// recordPartitioner honours a record's own partition (>= 0) when the
+// producer was opened with ManualPartitions, and otherwise defers to the
+// wrapped partitioner. The per-topic wrapper implements kgo's optional
+// partitioner interfaces only where the wrapped one does: kgo changes its
+// batching when a partitioner has OnNewBatch (KIP-480), so advertising one
+// the wrapped partitioner lacks would change behaviour.
+type recordPartitioner struct {
+	inner  kgo.Partitioner
+	manual bool
+}
 
 func (rp recordPartitioner) ForTopic(t string) kgo.TopicPartitioner {
 	inner := rp.inner.ForTopic(t)
-	base := recordTP{inner: inner}
+	base := recordTP{inner: inner, manual: rp.manual}
 	b, isBackup := inner.(kgo.TopicBackupPartitioner)
 	nb, isNewBatch := inner.(kgo.TopicPartitionerOnNewBatch)
 	switch {
@@ -254,15 +282,27 @@ func (rp recordPartitioner) ForTopic(t string) kgo.TopicPartitioner {
 	return &base
 }
 
-type recordTP struct{ inner kgo.TopicPartitioner }
-
-func (tp *recordTP) RequiresConsistency(r *kgo.Record) bool {
-	return ownPartition(r) || tp.inner.RequiresConsistency(r)
+type recordTP struct {
+	inner  kgo.TopicPartitioner
+	manual bool
 }
 
+// own reports whether r goes to its own partition: an adapter record
+// (marked) with a partition, on a producer opened with ManualPartitions.
+// Records produced natively through As keep kgo's semantics.
+func (tp *recordTP) own(r *kgo.Record) bool {
+	return tp.manual && r.Partition >= 0 && r.Offset == adapterMark
+}
+
+func (tp *recordTP) RequiresConsistency(r *kgo.Record) bool {
+	return tp.own(r) || tp.inner.RequiresConsistency(r)
+}
+
+// Partition returns r's own partition, or the wrapped partitioner's
+// choice; kgo fails the record if its own partition is out of range.
 func (tp *recordTP) Partition(r *kgo.Record, n int) int {
-	if ownPartition(r) {
-		return own(r, n)
+	if tp.own(r) {
+		return int(r.Partition)
 	}
 	return tp.inner.Partition(r, n)
 }
@@ -273,8 +313,8 @@ type backupTP struct {
 }
 
 func (tp *backupTP) PartitionByBackup(r *kgo.Record, n int, it kgo.TopicBackupIter) int {
-	if ownPartition(r) {
-		return own(r, n)
+	if tp.own(r) {
+		return int(r.Partition)
 	}
 	return tp.b.PartitionByBackup(r, n, it)
 }
@@ -292,19 +332,3 @@ type backupNewBatchTP struct {
 }
 
 func (tp *backupNewBatchTP) OnNewBatch() { tp.nb.OnNewBatch() }
-
-// ownPartition reports whether r is an adapter record that names its own
-// partition. Records produced natively on the client (through As) keep
-// kgo's semantics: the wrapped partitioner decides.
-func ownPartition(r *kgo.Record) bool {
-	return r.Partition >= 0 && pendingOf(r) != nil
-}
-
-// own returns the record's partition; kgo fails the record if it is out of
-// range, and the promise then reports InvalidArgument.
-func own(r *kgo.Record, n int) int {
-	if int(r.Partition) >= n {
-		pendingOf(r).badPartition = true
-	}
-	return int(r.Partition)
-}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync/atomic"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -70,12 +71,18 @@ func (p *producer) SendOffsets(ctx context.Context, group driver.GroupMetadata, 
 	if group.InstanceID != "" {
 		commit.InstanceID = kmsg.StringPtr(group.InstanceID)
 	}
+	// TxnOffsetCommit v6+ names topics by id.
+	ids, err := p.topicIDs(ctx, offsets)
+	if err != nil {
+		return err
+	}
 	byTopic := make(map[string]int)
 	for tp, o := range offsets {
 		i, ok := byTopic[tp.Topic]
 		if !ok {
 			t := kmsg.NewTxnOffsetCommitRequestTopic()
 			t.Topic = tp.Topic
+			t.TopicID = ids[tp.Topic]
 			commit.Topics = append(commit.Topics, t)
 			i = len(commit.Topics) - 1
 			byTopic[tp.Topic] = i
@@ -100,6 +107,32 @@ func (p *producer) SendOffsets(ctx context.Context, group driver.GroupMetadata, 
 		}
 	}
 	return nil
+}
+
+// topicIDs returns the ids of the topics of offsets, from metadata at most
+// a minute old.
+func (p *producer) topicIDs(ctx context.Context, offsets map[polykafka.TopicPartition]polykafka.CommittedOffset) (map[string][16]byte, error) {
+	req := kmsg.NewPtrMetadataRequest()
+	seen := make(map[string]bool)
+	for tp := range offsets {
+		if !seen[tp.Topic] {
+			seen[tp.Topic] = true
+			rt := kmsg.NewMetadataRequestTopic()
+			rt.Topic = kmsg.StringPtr(tp.Topic)
+			req.Topics = append(req.Topics, rt)
+		}
+	}
+	resp, err := p.cl.RequestCachedMetadata(ctx, req, time.Minute)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string][16]byte, len(resp.Topics))
+	for _, t := range resp.Topics {
+		if t.Topic != nil {
+			out[*t.Topic] = t.TopicID
+		}
+	}
+	return out, nil
 }
 
 // EndTransaction implements driver.Transactor.

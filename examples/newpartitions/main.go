@@ -198,7 +198,7 @@ func run(ctx context.Context, out io.Writer, brokers, backendName string, durati
 	defer cancelRun()
 	runErr := make(chan error, 1)
 	go func() {
-		runErr <- c.Run(runCtx, func(_ context.Context, r *polykafka.Record) error {
+		runErr <- c.Run(runCtx, func(_ context.Context, r polykafka.Record) error {
 			v := string(r.Value)
 			if strings.HasPrefix(v, "history-") {
 				return fmt.Errorf("read old record %q although Initial is latest", v)

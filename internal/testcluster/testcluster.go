@@ -145,6 +145,19 @@ func (c *Cluster) Topic(tb testing.TB, partitions int32) string {
 	name := Name(tb, "t")
 	ctx, cancel := ctxFor(tb)
 	defer cancel()
+	if err := c.CreateTopic(ctx, name, partitions); err != nil {
+		tb.Fatalf("testcluster: %v", err)
+	}
+	return name
+}
+
+// CreateTopic is Topic for programs and examples, which have no
+// testing.TB: it creates topic name with partitions partitions (replicated
+// on every broker of the in-process cluster, once on an external one),
+// and waits until the cluster's metadata shows each partition with a
+// leader, or ctx is done. The caller chooses a unique name. On an
+// external cluster, Close deletes the topic.
+func (c *Cluster) CreateTopic(ctx context.Context, name string, partitions int32) error {
 	rf := int16(1)
 	if c.fake != nil {
 		rf = 3
@@ -154,13 +167,12 @@ func (c *Cluster) Topic(tb testing.TB, partitions int32) string {
 		err = resp.Err
 	}
 	if err != nil {
-		tb.Fatalf("testcluster: create topic %s: %v", name, err)
+		return fmt.Errorf("create topic %s: %w", name, err)
 	}
 	c.mu.Lock()
 	c.topics = append(c.topics, name)
 	c.mu.Unlock()
-	c.AwaitPartitions(tb, name, partitions)
-	return name
+	return c.awaitPartitions(ctx, name, partitions)
 }
 
 // AddPartitions grows topic to total partitions and waits until the
@@ -200,10 +212,19 @@ func (c *Cluster) AddPartitions(tb testing.TB, topic string, total int32) {
 // partitions, each with a leader.
 func (c *Cluster) AwaitPartitions(tb testing.TB, topic string, n int32) {
 	tb.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	ctx, cancel := ctxFor(tb)
+	defer cancel()
+	if err := c.awaitPartitions(ctx, topic, n); err != nil {
+		tb.Fatalf("testcluster: %v", err)
+	}
+}
+
+// awaitPartitions polls metadata until it shows topic with n partitions,
+// each with a leader, or ctx is done.
+func (c *Cluster) awaitPartitions(ctx context.Context, topic string, n int32) error {
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		md, err := c.adm.Metadata(ctx, topic)
+		mctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		md, err := c.adm.Metadata(mctx, topic)
 		cancel()
 		if err == nil {
 			if td, ok := md.Topics[topic]; ok && td.Err == nil && int32(len(td.Partitions)) == n {
@@ -214,14 +235,17 @@ func (c *Cluster) AwaitPartitions(tb testing.TB, topic string, n int32) {
 					}
 				}
 				if ready {
-					return
+					return nil
 				}
 			}
 		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("testcluster: topic %s did not show %d partitions within 30s (last error: %v)", topic, n, err)
+		t := time.NewTimer(50 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("topic %s did not show %d partitions: %w (last error: %v)", topic, n, ctx.Err(), err)
+		case <-t.C:
 		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }
 
@@ -343,4 +367,22 @@ func (c *Cluster) HoldFirstGeneration(group string, members int) {
 		}
 		return nil, nil, false
 	})
+}
+
+// DeleteRecords deletes the records of topic's partition before offset
+// (Kafka's DeleteRecords: the log start offset moves to offset), as
+// retention would.
+func (c *Cluster) DeleteRecords(tb testing.TB, topic string, partition int32, offset int64) {
+	tb.Helper()
+	ctx, cancel := ctxFor(tb)
+	defer cancel()
+	var os kadm.Offsets
+	os.AddOffset(topic, partition, offset, -1)
+	resp, err := c.adm.DeleteRecords(ctx, os)
+	if err == nil {
+		err = resp.Error()
+	}
+	if err != nil {
+		tb.Fatalf("testcluster: delete records of %s/%d before %d: %v", topic, partition, offset, err)
+	}
 }

@@ -1,0 +1,13 @@
+package producer_test
+
+import (
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+// TestMain checks that no goroutine outlives the examples and tests: every
+// producer they open is closed, and Close stops everything it started.
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
