@@ -33,8 +33,9 @@ func testBackend(_ *testing.T, brokers []string) driver.Backend {
 
 func TestConformance(t *testing.T) {
 	drivertest.Run(t, drivertest.Harness{
-		Name:       "confluent",
-		NewBackend: testBackend,
+		Name:         "confluent",
+		NewBackend:   testBackend,
+		Transactions: true,
 		CheckAs: func(t *testing.T, c *consumer.Consumer, p *producer.Producer) {
 			var kc *kafka.Consumer
 			require.True(t, c.As(&kc), "a confluent consumer exposes its *kafka.Consumer")
