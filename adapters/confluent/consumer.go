@@ -23,6 +23,11 @@ import (
 // resubscription of Rejoin) wait at most this long.
 const pollSlice = 50 * time.Millisecond
 
+// idleBuffer bounds the records the idle poller buffers for the next
+// Fetch; beyond it, it stops polling (and rebalances wait for the next
+// Fetch, as they do with librdkafka when the application does not poll).
+const idleBuffer = 10000
+
 // closeQuiet is how long Close polls after unsubscribing, and after the
 // last rebalance event since, before it closes the client.
 const closeQuiet = 200 * time.Millisecond
@@ -46,10 +51,16 @@ type consumer struct {
 	// callback and its "did the application assign" flag in plain fields.
 	pollMu sync.Mutex
 	// Guarded by pollMu (the rebalance callback runs with it held):
-	active     map[polykafka.TopicPartition]bool // assigned with a start decision
-	owned      []polykafka.TopicPartition        // the group's assignment to this member
-	rebalanced bool                              // a rebalance callback ran during the current Fetch
-	pending    error                             // an error of the rebalance callback, for the next Fetch
+	active     map[polykafka.TopicPartition]bool  // assigned with a start decision
+	owned      []polykafka.TopicPartition         // the group's assignment to this member
+	rebalanced bool                               // a rebalance callback ran during the current Fetch
+	pending    error                              // an error of the rebalance callback, for the next Fetch
+	buffered   []polykafka.Record                 // polled by the idle poller, for the next Fetch
+	starts     map[polykafka.TopicPartition]int64 // the offsets Assign started active partitions at
+
+	lastFetch atomic.Int64  // UnixNano of the end of the last Fetch poll
+	stopIdle  chan struct{} // closed by Close: the idle poller stops
+	idleDone  chan struct{} // closed when the idle poller has stopped
 
 	rejoin  atomic.Bool // Rejoin asked for a resubscription
 	closing atomic.Bool
@@ -111,12 +122,15 @@ func (b *Backend) OpenConsumer(ctx context.Context, cfg driver.ConsumerConfig) (
 		return nil, opErr(polykafka.InvalidArgument, "OpenConsumer", err)
 	}
 	c := &consumer{
-		kc:     kc,
-		h:      cfg.Handler,
-		group:  cfg.Group,
-		topics: append([]string(nil), cfg.Topics...),
-		log:    cfg.Logger,
-		active: make(map[polykafka.TopicPartition]bool),
+		kc:       kc,
+		h:        cfg.Handler,
+		group:    cfg.Group,
+		topics:   append([]string(nil), cfg.Topics...),
+		log:      cfg.Logger,
+		active:   make(map[polykafka.TopicPartition]bool),
+		starts:   make(map[polykafka.TopicPartition]int64),
+		stopIdle: make(chan struct{}),
+		idleDone: make(chan struct{}),
 	}
 	c.logsDone = startLogs(m, cfg.Logger, kc.Logs())
 	c.ctx, c.cancel = context.WithCancel(context.Background())
@@ -129,6 +143,7 @@ func (b *Backend) OpenConsumer(ctx context.Context, cfg driver.ConsumerConfig) (
 		<-c.logsDone
 		return nil, err
 	}
+	go c.idlePoller(c.stopIdle, c.idleDone)
 	return c, nil
 }
 
@@ -164,6 +179,7 @@ func (c *consumer) rebalance(kc *kafka.Consumer, ev kafka.Event) error {
 				}
 				assign = append(assign, nativeTP(tp, kafka.Offset(o.Offset)))
 				c.active[tp] = true
+				c.starts[tp] = o.Offset
 			}
 		}
 		if err := kc.Assign(assign); err != nil {
@@ -184,6 +200,8 @@ func (c *consumer) rebalance(kc *kafka.Consumer, ev kafka.Event) error {
 			c.h.Revoked(c.ctx, tps)
 		}
 		clear(c.active)
+		clear(c.starts)
+		c.buffered = c.dropInactive(c.buffered)
 		c.owned = nil
 		if err := kc.Unassign(); err != nil {
 			c.pending = errors.Join(c.pending, describe("unassign", err))
@@ -192,9 +210,9 @@ func (c *consumer) rebalance(kc *kafka.Consumer, ev kafka.Event) error {
 	return nil
 }
 
-// Fetch implements driver.Consumer. It polls in slices of pollSlice so
-// that it honours ctx, then takes what librdkafka has already queued, up to
-// limit.
+// Fetch implements driver.Consumer. It first hands out what the idle
+// poller buffered, then polls in slices of pollSlice so that it honours
+// ctx, then takes what librdkafka has already queued, up to limit.
 func (c *consumer) Fetch(ctx context.Context, limit int, buf []polykafka.Record) ([]polykafka.Record, error) {
 	out := buf[:0]
 	for {
@@ -206,49 +224,38 @@ func (c *consumer) Fetch(ctx context.Context, limit int, buf []polykafka.Record)
 			slice = min(slice, max(time.Until(dl), time.Millisecond))
 		}
 		var err error
-		out, err = c.poll(slice, limit, out)
+		out, err = c.poll(ctx, slice, limit, out)
 		if len(out) > 0 || err != nil {
 			return out, err
 		}
 	}
 }
 
-// poll runs one Poll of at most slice, then Polls without waiting while
-// records are queued, up to limit records. It stops at the first error.
-func (c *consumer) poll(slice time.Duration, limit int, out []polykafka.Record) ([]polykafka.Record, error) {
+// poll hands out buffered records, or runs one Poll of at most slice and
+// then Polls without waiting while records are queued, up to limit
+// records. It stops at the first error.
+func (c *consumer) poll(ctx context.Context, slice time.Duration, limit int, out []polykafka.Record) ([]polykafka.Record, error) {
 	c.pollMu.Lock()
 	defer c.pollMu.Unlock()
+	defer c.lastFetch.Store(time.Now().UnixNano())
 	if c.closing.Load() {
 		return out, errClosed
 	}
 	if c.rejoin.Swap(false) {
 		c.resubscribe()
 	}
+	if len(c.buffered) > 0 {
+		n := min(limit, len(c.buffered))
+		out = append(out, c.buffered[:n]...)
+		clear(c.buffered[:n])
+		c.buffered = c.buffered[n:]
+		return groupByPartition(out), c.takePending()
+	}
 	c.rebalanced = false
 	var errs []error
 	ev := c.kc.Poll(int(slice.Milliseconds()))
 	for {
-		switch e := ev.(type) {
-		case *kafka.Message:
-			tp := topicPartition(e.TopicPartition)
-			if e.TopicPartition.Error != nil {
-				errs = append(errs, &driver.PartitionError{TopicPartition: tp, Err: e.TopicPartition.Error})
-				break
-			}
-			if !c.active[tp] {
-				break // not (or no longer) assigned with a decision here
-			}
-			out = append(out, record(e, tp))
-		case kafka.Error:
-			errs = append(errs, e)
-		case nil:
-		default:
-			c.log.Debug("polykafka: confluent: event ignored", "event", e.String())
-		}
-		if c.pending != nil {
-			errs = append(errs, c.pending)
-			c.pending = nil
-		}
+		out, errs = c.event(ctx, ev, out, errs)
 		if len(errs) > 0 || len(out) >= limit {
 			break
 		}
@@ -261,7 +268,129 @@ func (c *consumer) poll(slice time.Duration, limit int, out []polykafka.Record) 
 		// handed out after Revoked returned.
 		out = c.dropInactive(out)
 	}
+	if err := c.takePending(); err != nil {
+		errs = append(errs, err)
+	}
 	return groupByPartition(out), errors.Join(errs...)
+}
+
+// event handles one polled event (called with pollMu held): records of
+// partitions assigned with a start decision are appended to out, errors to
+// errs.
+func (c *consumer) event(ctx context.Context, ev kafka.Event, out []polykafka.Record, errs []error) ([]polykafka.Record, []error) {
+	switch e := ev.(type) {
+	case *kafka.Message:
+		tp := topicPartition(e.TopicPartition)
+		if e.TopicPartition.Error != nil {
+			return out, append(errs, &driver.PartitionError{TopicPartition: tp, Err: e.TopicPartition.Error})
+		}
+		if c.active[tp] { // else not (or no longer) assigned with a decision here
+			out = append(out, record(e, tp))
+		}
+	case kafka.Error:
+		if e.Code() == kafka.ErrAutoOffsetReset {
+			return out, append(errs, c.outOfRange(ctx, e))
+		}
+		errs = append(errs, e)
+	case nil:
+	default:
+		c.log.Debug("polykafka: confluent: event ignored", "event", e.String())
+	}
+	return out, errs
+}
+
+func (c *consumer) takePending() error {
+	err := c.pending
+	c.pending = nil
+	return err
+}
+
+// idlePoller polls while nobody fetches: librdkafka runs rebalance
+// callbacks only inside Poll, so without it a member that is not fetching
+// (waiting for its first assignment, or between fetches) would hold up
+// every rebalance of the group. What it polls is buffered (up to
+// idleBuffer records) for the next Fetch.
+func (c *consumer) idlePoller(stop <-chan struct{}, done chan<- struct{}) {
+	defer close(done)
+	t := time.NewTicker(pollSlice)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		if time.Since(time.Unix(0, c.lastFetch.Load())) < pollSlice || !c.pollMu.TryLock() {
+			continue // a Fetch is polling
+		}
+		if !c.closing.Load() && len(c.buffered) < idleBuffer {
+			if c.rejoin.Swap(false) {
+				c.resubscribe()
+			}
+			c.rebalanced = false
+			var errs []error
+			ev := c.kc.Poll(int(pollSlice.Milliseconds()))
+			for ev != nil && len(c.buffered) < idleBuffer {
+				c.buffered, errs = c.event(c.ctx, ev, c.buffered, errs)
+				ev = c.kc.Poll(0)
+			}
+			if ev != nil {
+				c.buffered, errs = c.event(c.ctx, ev, c.buffered, errs)
+			}
+			if c.rebalanced {
+				c.buffered = c.dropInactive(c.buffered)
+			}
+			if len(errs) > 0 {
+				c.pending = errors.Join(append([]error{c.pending}, errs...)...)
+			}
+		}
+		c.pollMu.Unlock()
+	}
+}
+
+// outOfRange finds the partitions that a librdkafka auto.offset.reset
+// error (auto.offset.reset=error) is about: the binding reports it as a
+// client error without its partition, and librdkafka has stopped fetching
+// that partition. A partition whose position is outside [log start, high
+// watermark] is out of range. Called with pollMu held.
+func (c *consumer) outOfRange(ctx context.Context, e kafka.Error) error {
+	var tps []polykafka.TopicPartition
+	for tp := range c.active {
+		tps = append(tps, tp)
+	}
+	if len(tps) == 0 {
+		return e
+	}
+	pos, err := c.kc.Position(nativeTPs(tps))
+	if err != nil {
+		return errors.Join(e, err)
+	}
+	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	low, err := c.ListOffsets(lctx, tps, polykafka.OffsetEarliest)
+	if err != nil {
+		return errors.Join(e, err)
+	}
+	high, err := c.ListOffsets(lctx, tps, polykafka.OffsetLatest)
+	if err != nil {
+		return errors.Join(e, err)
+	}
+	var errs []error
+	for _, p := range pos {
+		tp := topicPartition(p)
+		at := int64(p.Offset)
+		if at < 0 {
+			at = c.starts[tp]
+		}
+		if at < low[tp] || at > high[tp] {
+			errs = append(errs, &driver.PartitionError{TopicPartition: tp,
+				Err: kafka.NewError(kafka.ErrAutoOffsetReset, fmt.Sprintf("%s: offset %d outside [%d, %d]", e.Error(), at, low[tp], high[tp]), false)})
+		}
+	}
+	if len(errs) == 0 {
+		return e
+	}
+	return errors.Join(errs...)
 }
 
 func (c *consumer) dropInactive(out []polykafka.Record) []polykafka.Record {
@@ -546,12 +675,20 @@ func partitionCounts(ctx context.Context, cl metadataClient, topics []string) (m
 		// librdkafka's error (why no broker answered, code Unavailable)
 		// rather than a bare deadline, while its context is still live.
 		tmo := timeoutMs(ctx, maxCallTimeout)
-		if _, ok := ctx.Deadline(); ok {
+		_, bounded := ctx.Deadline()
+		if bounded {
 			tmo = max(tmo-tmo/10, 1)
 		}
+		start := time.Now()
 		md, err := cl.GetMetadata(&t, false, tmo)
 		if err != nil {
-			return nil, describe(fmt.Sprintf("metadata of topic %q", t), err)
+			err = describe(fmt.Sprintf("metadata of topic %q", t), err)
+			if bounded && time.Since(start) >= time.Duration(tmo)*time.Millisecond {
+				// librdkafka gave up when the time ctx allowed ran out.
+				return nil, &polykafka.Error{Code: polykafka.Unavailable, Op: "confluent: PartitionCounts",
+					Msg: "no broker answered before the deadline", Err: errors.Join(err, context.DeadlineExceeded)}
+			}
+			return nil, err
 		}
 		tm, ok := md.Topics[t]
 		if !ok {
@@ -624,6 +761,8 @@ func (c *consumer) Close(ctx context.Context) error {
 	}
 	stop := context.AfterFunc(ctx, c.cancel)
 	defer stop()
+	close(c.stopIdle)
+	<-c.idleDone
 	c.pollMu.Lock()
 	defer c.pollMu.Unlock()
 	var errs []error
