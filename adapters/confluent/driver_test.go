@@ -558,3 +558,43 @@ func TestCloseWhileJoining(t *testing.T) {
 		require.Less(t, time.Since(start), 5*time.Second, "iteration %d: Close while joining is bounded", i)
 	}
 }
+
+func TestErrorCode(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want polykafka.ErrorCode
+	}{
+		{nil, polykafka.OK},
+		{kafka.NewError(kafka.ErrAutoOffsetReset, "", false), polykafka.OffsetOutOfRange},
+		{kafka.NewError(kafka.ErrUnknownTopicOrPart, "", false), polykafka.NotFound},
+		{kafka.NewError(kafka.ErrUnknownTopic, "", false), polykafka.NotFound},
+		{kafka.NewError(kafka.ErrUnknownPartition, "", false), polykafka.InvalidArgument},
+		{kafka.NewError(kafka.ErrRebalanceInProgress, "", false), polykafka.Rebalancing},
+		{kafka.NewError(kafka.ErrIllegalGeneration, "", false), polykafka.Rebalancing},
+		{kafka.NewError(kafka.ErrTransport, "", false), polykafka.Unavailable},
+		{kafka.NewError(kafka.ErrAllBrokersDown, "", false), polykafka.Unavailable},
+		{kafka.NewError(kafka.ErrPurgeQueue, "", false), polykafka.Closed},
+		{kafka.NewError(kafka.ErrTopicAuthorizationFailed, "", false), polykafka.PermissionDenied},
+		{kafka.NewError(kafka.ErrNotImplemented, "", false), polykafka.Unimplemented},
+		{fmt.Errorf("wrapped: %w", kafka.NewError(kafka.ErrNotCoordinator, "", false)), polykafka.Unavailable},
+		{&driver.PartitionError{Err: kafka.NewError(kafka.ErrOffsetOutOfRange, "", false)}, polykafka.OffsetOutOfRange},
+		{errClosed, polykafka.Closed},
+		{errors.New("other"), polykafka.Unknown},
+	} {
+		assert.Equal(t, tc.want, errorCode(tc.err), "errorCode(%v)", tc.err)
+	}
+}
+
+func TestGroupMetadataEncoding(t *testing.T) {
+	for _, g := range []driver.GroupMetadata{
+		{Group: "g", Generation: 7, MemberID: "m-1"},
+		{Group: "g2", Generation: -1},
+		{Group: "g3", Generation: 1 << 20, MemberID: "member", InstanceID: "static-1"},
+	} {
+		md, err := encodeGroupMetadata(g)
+		require.NoError(t, err)
+		got, err := decodeGroupMetadata(md)
+		require.NoError(t, err)
+		assert.Equal(t, g, got)
+	}
+}
