@@ -44,7 +44,7 @@ type producer struct {
 	life   sync.RWMutex
 	closed bool // guarded by life
 
-	inflight  sync.Map      // *pending -> struct{}: handed to librdkafka, not yet reported
+	inflight  pendingList   // handed to librdkafka, not yet reported
 	space     chan struct{} // signalled by each delivery report: room in librdkafka's queue
 	closedCh  chan struct{} // closed with closed
 	reported  chan struct{} // signalled by each delivery report, for Close
@@ -54,10 +54,72 @@ type producer struct {
 // pending is one record handed to librdkafka; it travels as the message's
 // Opaque and comes back with its delivery report.
 type pending struct {
-	rec     *polykafka.Record
-	done    func(*polykafka.Record, error)
-	stamped time.Time // the timestamp Produce gave a record that had none
-	once    atomic.Bool
+	rec        *polykafka.Record
+	done       func(*polykafka.Record, error)
+	stamped    time.Time // the timestamp Produce gave a record that had none
+	once       atomic.Bool
+	topic      string        // msg's topic points here
+	msg        kafka.Message // what Produce hands to the binding, which copies it
+	prev, next *pending      // in pendingList
+}
+
+// pendingList is the set of records handed to librdkafka and not yet
+// reported: an intrusive list, so that tracking a record allocates
+// nothing. Close fails what is left in it after the client is closed.
+type pendingList struct {
+	mu   sync.Mutex
+	head *pending
+	n    int
+}
+
+func (l *pendingList) add(pd *pending) {
+	l.mu.Lock()
+	pd.prev, pd.next = nil, l.head
+	if l.head != nil {
+		l.head.prev = pd
+	}
+	l.head = pd
+	l.n++
+	l.mu.Unlock()
+}
+
+func (l *pendingList) remove(pd *pending) {
+	l.mu.Lock()
+	if pd.prev != nil {
+		pd.prev.next = pd.next
+	} else if l.head == pd {
+		l.head = pd.next
+	} else {
+		l.mu.Unlock()
+		return // not in the list
+	}
+	if pd.next != nil {
+		pd.next.prev = pd.prev
+	}
+	pd.prev, pd.next = nil, nil
+	l.n--
+	l.mu.Unlock()
+}
+
+func (l *pendingList) len() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.n
+}
+
+// takeAll empties the list and returns what was in it.
+func (l *pendingList) takeAll() []*pending {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []*pending
+	for pd := l.head; pd != nil; {
+		next := pd.next
+		pd.prev, pd.next = nil, nil
+		out = append(out, pd)
+		pd = next
+	}
+	l.head, l.n = nil, 0
+	return out
 }
 
 var _ driver.Producer = (*producer)(nil)
@@ -184,7 +246,7 @@ func (p *producer) report(pd *pending, m *kafka.Message, err error) {
 	if !pd.once.CompareAndSwap(false, true) {
 		return
 	}
-	p.inflight.Delete(pd)
+	p.inflight.remove(pd)
 	r, done := pd.rec, pd.done
 	pd.rec, pd.done = nil, nil
 	if err == nil && m != nil {
@@ -209,8 +271,7 @@ func (p *producer) report(pd *pending, m *kafka.Message, err error) {
 // (queue.buffering.max.messages or .kbytes), it waits for a delivery report
 // to make room, or for ctx.
 func (p *producer) Produce(ctx context.Context, r *polykafka.Record, done func(*polykafka.Record, error)) {
-	pd := &pending{rec: r, done: done}
-	t := r.Topic
+	pd := &pending{rec: r, done: done, topic: r.Topic}
 	ts := r.Timestamp
 	if ts.IsZero() {
 		// librdkafka's delivery reports carry no timestamp: stamp the
@@ -219,8 +280,9 @@ func (p *producer) Produce(ctx context.Context, r *polykafka.Record, done func(*
 		ts = time.UnixMilli(time.Now().UnixMilli())
 		pd.stamped = ts
 	}
-	m := &kafka.Message{
-		TopicPartition: kafka.TopicPartition{Topic: &t, Partition: kafka.PartitionAny},
+	m := &pd.msg
+	*m = kafka.Message{
+		TopicPartition: kafka.TopicPartition{Topic: &pd.topic, Partition: kafka.PartitionAny},
 		Key:            r.Key,
 		Value:          r.Value,
 		Timestamp:      ts,
@@ -246,7 +308,7 @@ func (p *producer) Produce(ctx context.Context, r *polykafka.Record, done func(*
 			p.report(pd, nil, errClosed)
 			return
 		}
-		p.inflight.Store(pd, struct{}{})
+		p.inflight.add(pd)
 		err := p.kp.Produce(m, nil)
 		p.life.RUnlock()
 		if err == nil {
@@ -257,7 +319,7 @@ func (p *producer) Produce(ctx context.Context, r *polykafka.Record, done func(*
 			p.report(pd, nil, err)
 			return
 		}
-		p.inflight.Delete(pd)
+		p.inflight.remove(pd)
 		select {
 		case <-p.space:
 		case <-ctx.Done():
@@ -340,7 +402,7 @@ func (p *producer) Close(ctx context.Context) error {
 	// poller moves them to Events(), which drain reads. Each report
 	// signals reported.
 wait:
-	for p.hasInflight() {
+	for p.inflight.len() > 0 {
 		select {
 		case <-p.reported:
 		case <-ctx.Done():
@@ -356,23 +418,13 @@ wait:
 	p.kp.Close()
 	<-p.drained
 	<-p.logsDone
-	p.inflight.Range(func(k, _ any) bool {
-		p.report(k.(*pending), nil, errClosed)
-		return true
-	})
+	for _, pd := range p.inflight.takeAll() {
+		p.report(pd, nil, errClosed)
+	}
 	if len(errs) > 0 {
 		return fmt.Errorf("confluent: close producer: %w", errors.Join(errs...))
 	}
 	return nil
-}
-
-func (p *producer) hasInflight() bool {
-	found := false
-	p.inflight.Range(func(any, any) bool {
-		found = true
-		return false
-	})
-	return found
 }
 
 // As implements driver.Producer.
