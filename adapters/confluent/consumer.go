@@ -660,6 +660,10 @@ func (c *consumer) ListOffsets(ctx context.Context, tps []polykafka.TopicPartiti
 	return out, nil
 }
 
+// metadataTimeout bounds a metadata request made with a context that has
+// no deadline: the request cannot be cancelled, and Close waits for it.
+const metadataTimeout = 5 * time.Second
+
 // metadataClient is what partitionCounts needs of a consumer or producer.
 type metadataClient interface {
 	GetMetadata(topic *string, allTopics bool, timeoutMs int) (*kafka.Metadata, error)
@@ -674,7 +678,7 @@ func partitionCounts(ctx context.Context, cl metadataClient, topics []string) (m
 		// none answers: end a tenth before ctx, so that the caller gets
 		// librdkafka's error (why no broker answered, code Unavailable)
 		// rather than a bare deadline, while its context is still live.
-		tmo := timeoutMs(ctx, maxCallTimeout)
+		tmo := timeoutMs(ctx, metadataTimeout)
 		_, bounded := ctx.Deadline()
 		if bounded {
 			tmo = max(tmo-tmo/10, 1)

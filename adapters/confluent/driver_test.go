@@ -598,3 +598,29 @@ func TestGroupMetadataEncoding(t *testing.T) {
 		assert.Equal(t, g, got)
 	}
 }
+
+func TestProducerCloseWithoutBroker(t *testing.T) {
+	b := testBackendFor([]string{"127.0.0.1:1"})
+	p, ch := openProducer(t, b, driver.ProducerConfig{})
+	p.Produce(context.Background(), &polykafka.Record{Topic: "t2", Partition: polykafka.AnyPartition, Value: []byte("v")}, func(*polykafka.Record, error) {})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	_ = p.Close(ctx)
+	t.Logf("Close took %v", time.Since(start))
+	require.Len(t, ch, 1)
+	d := <-ch
+	t.Logf("record: %v (%v)", d.err, p.ErrorCode(d.err))
+	assert.Less(t, time.Since(start), time.Second, "purge reports unsent records at once")
+}
+
+func TestConsumerCloseWithoutBroker(t *testing.T) {
+	b := testBackendFor([]string{"127.0.0.1:1"})
+	c := openConsumer(t, b, "g", []string{"t"}, &handler{})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	_ = c.Close(ctx)
+	t.Logf("Close took %v", time.Since(start))
+	assert.Less(t, time.Since(start), 3*time.Second, "Close without a broker is bounded")
+}

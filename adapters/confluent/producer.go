@@ -354,14 +354,35 @@ func (p *producer) Flush(ctx context.Context) error {
 	}
 }
 
-// PartitionCounts implements driver.Producer.
+// PartitionCounts implements driver.Producer. The metadata request cannot
+// be cancelled: when ctx ends first, PartitionCounts returns and the
+// request finishes on its own (within metadataTimeout when ctx has no
+// deadline); Close waits for it.
 func (p *producer) PartitionCounts(ctx context.Context, topics []string) (map[string]int32, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	p.life.RLock()
-	defer p.life.RUnlock()
 	if p.closed {
+		p.life.RUnlock()
 		return nil, errClosed
 	}
-	return partitionCounts(ctx, p.kp, topics)
+	type result struct {
+		counts map[string]int32
+		err    error
+	}
+	done := make(chan result, 1)
+	go func() {
+		defer p.life.RUnlock()
+		counts, err := partitionCounts(ctx, p.kp, topics)
+		done <- result{counts, err}
+	}()
+	select {
+	case r := <-done:
+		return r.counts, r.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 // Refresh implements driver.Producer: a metadata request for each topic
