@@ -62,8 +62,11 @@ type consumer struct {
 	stopIdle  chan struct{} // closed by Close: the idle poller stops
 	idleDone  chan struct{} // closed when the idle poller has stopped
 
-	rejoin  atomic.Bool // Rejoin asked for a resubscription
-	closing atomic.Bool
+	rejoin     atomic.Bool // Rejoin asked for a resubscription
+	pauseMu    sync.Mutex
+	paused     map[polykafka.TopicPartition]bool // through Pause, for reassign
+	inCallback atomic.Bool                       // the rebalance callback is running (with pollMu held)
+	closing    atomic.Bool
 
 	// life is read-locked around every call into the client made outside
 	// pollMu, and write-locked by Close before the client is destroyed.
@@ -75,6 +78,7 @@ var (
 	_ driver.Consumer    = (*consumer)(nil)
 	_ driver.Pauser      = (*consumer)(nil)
 	_ driver.GroupMember = (*consumer)(nil)
+	_ driver.Seeker      = (*consumer)(nil)
 )
 
 // consumerConfig returns the consumer's librdkafka configuration: the
@@ -129,6 +133,7 @@ func (b *Backend) OpenConsumer(ctx context.Context, cfg driver.ConsumerConfig) (
 		log:      cfg.Logger,
 		active:   make(map[polykafka.TopicPartition]bool),
 		starts:   make(map[polykafka.TopicPartition]int64),
+		paused:   make(map[polykafka.TopicPartition]bool),
 		stopIdle: make(chan struct{}),
 		idleDone: make(chan struct{}),
 	}
@@ -155,6 +160,8 @@ func (b *Backend) OpenConsumer(ctx context.Context, cfg driver.ConsumerConfig) (
 // owns the partitions.
 func (c *consumer) rebalance(kc *kafka.Consumer, ev kafka.Event) error {
 	c.rebalanced = true
+	c.inCallback.Store(true)
+	defer c.inCallback.Store(false)
 	switch e := ev.(type) {
 	case kafka.AssignedPartitions:
 		tps := make([]polykafka.TopicPartition, len(e.Partitions))
@@ -201,6 +208,9 @@ func (c *consumer) rebalance(kc *kafka.Consumer, ev kafka.Event) error {
 		}
 		clear(c.active)
 		clear(c.starts)
+		c.pauseMu.Lock()
+		clear(c.paused) // a partition assigned again starts unpaused
+		c.pauseMu.Unlock()
 		c.buffered = c.dropInactive(c.buffered)
 		c.owned = nil
 		if err := kc.Unassign(); err != nil {
@@ -721,11 +731,21 @@ func (c *consumer) PartitionCounts(ctx context.Context, topics []string) (map[st
 
 // Pause implements driver.Pauser.
 func (c *consumer) Pause(ctx context.Context, tps []polykafka.TopicPartition) error {
+	c.pauseMu.Lock()
+	for _, tp := range tps {
+		c.paused[tp] = true
+	}
+	c.pauseMu.Unlock()
 	return c.call(ctx, func() error { return c.kc.Pause(nativeTPs(tps)) })
 }
 
 // Resume implements driver.Pauser.
 func (c *consumer) Resume(ctx context.Context, tps []polykafka.TopicPartition) error {
+	c.pauseMu.Lock()
+	for _, tp := range tps {
+		delete(c.paused, tp)
+	}
+	c.pauseMu.Unlock()
 	return c.call(ctx, func() error { return c.kc.Resume(nativeTPs(tps)) })
 }
 
@@ -735,6 +755,119 @@ func nativeTPs(tps []polykafka.TopicPartition) []kafka.TopicPartition {
 		out[i] = nativeTP(tp, kafka.OffsetInvalid)
 	}
 	return out
+}
+
+// Seek implements driver.Seeker with SeekPartitions, which returns once
+// librdkafka's fetchers moved: librdkafka discards what it fetched from the
+// earlier positions, and Seek drops what the adapter buffered of those
+// partitions. It waits for a Poll in progress (at most pollSlice plus a
+// rebalance callback) so that no record polled from an earlier position is
+// handed out after it returns; called from inside a GroupHandler call, it
+// seeks at once.
+func (c *consumer) Seek(ctx context.Context, offsets map[polykafka.TopicPartition]int64) error {
+	if len(offsets) == 0 {
+		return nil
+	}
+	if c.closing.Load() {
+		return errClosed
+	}
+	if !c.inCallback.Load() {
+		c.pollMu.Lock()
+		defer c.pollMu.Unlock()
+		if c.closing.Load() {
+			return errClosed
+		}
+	}
+	tps := make([]kafka.TopicPartition, 0, len(offsets))
+	for tp, o := range offsets {
+		tps = append(tps, nativeTP(tp, kafka.Offset(o)))
+	}
+	var res []kafka.TopicPartition
+	err := c.call(ctx, func() (err error) {
+		res, err = c.kc.SeekPartitions(tps)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	n := 0
+	for _, r := range c.buffered {
+		if _, sought := offsets[r.TopicPartition()]; !sought {
+			c.buffered[n] = r
+			n++
+		}
+	}
+	clear(c.buffered[n:])
+	c.buffered = c.buffered[:n]
+	var errs []error
+	stopped := make(map[polykafka.TopicPartition]int64)
+	for _, r := range res {
+		tp := topicPartition(r)
+		var ke kafka.Error
+		switch {
+		case r.Error == nil:
+			if c.active[tp] {
+				c.starts[tp] = offsets[tp]
+			}
+		case errors.As(r.Error, &ke) && ke.Code() == kafka.ErrState && c.active[tp]:
+			// librdkafka seeks only partitions it is fetching; one whose
+			// fetch stopped (out of range with auto.offset.reset=error) is
+			// restarted by assigning it again.
+			stopped[tp] = offsets[tp]
+		default:
+			errs = append(errs, &driver.PartitionError{TopicPartition: tp, Err: r.Error})
+		}
+	}
+	if len(stopped) > 0 {
+		if err := c.reassign(stopped); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// reassign assigns the member's partitions again (eager librdkafka changes
+// an assignment only as a whole): those of offsets at their offset, the
+// others at their position (the offset after the last record polled), or
+// where they started if none was polled yet. Partitions paused through
+// Pause are paused again. Called with pollMu held.
+func (c *consumer) reassign(offsets map[polykafka.TopicPartition]int64) error {
+	var tps []polykafka.TopicPartition
+	for tp := range c.active {
+		tps = append(tps, tp)
+	}
+	pos, err := c.kc.Position(nativeTPs(tps))
+	if err != nil {
+		return err
+	}
+	assign := make([]kafka.TopicPartition, 0, len(pos))
+	for _, p := range pos {
+		tp := topicPartition(p)
+		at, ok := offsets[tp]
+		if !ok {
+			at = int64(p.Offset)
+			if at < 0 {
+				at = c.starts[tp]
+			}
+		}
+		c.starts[tp] = at
+		assign = append(assign, nativeTP(tp, kafka.Offset(at)))
+	}
+	if err := c.kc.Assign(assign); err != nil {
+		return err
+	}
+	c.pauseMu.Lock()
+	var paused []polykafka.TopicPartition
+	for tp := range c.paused {
+		if c.active[tp] {
+			paused = append(paused, tp)
+		}
+	}
+	c.pauseMu.Unlock()
+	if len(paused) > 0 {
+		return c.kc.Pause(nativeTPs(paused))
+	}
+	return nil
 }
 
 // GroupMetadata implements driver.GroupMember from librdkafka's consumer

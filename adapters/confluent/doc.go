@@ -109,8 +109,11 @@
 //   - librdkafka reports a fetch out of range without its partition; the
 //     adapter finds the partition by comparing the positions of the
 //     assigned partitions with their log start and end offsets.
-//   - There is no Seeker: after an out-of-range fetch the portable layer
-//     commits the decided position and rebalances.
+//   - Seek uses SeekPartitions; librdkafka refuses to seek a partition
+//     whose fetch stopped (out of range with auto.offset.reset=error), so
+//     such a partition is restarted by assigning the member's partitions
+//     again (eager librdkafka changes an assignment only as a whole): the
+//     others continue at their position, and paused ones are paused again.
 //   - Consumer group metadata for transactions (KIP-447) is built in
 //     librdkafka's serialized form, because the binding builds a
 //     kafka.ConsumerGroupMetadata only from a live kafka.Consumer.
