@@ -156,7 +156,11 @@ func errorCode(err error) polykafka.ErrorCode {
 		return polykafka.PermissionDenied
 	case kafka.ErrDestroy, kafka.ErrPurgeQueue, kafka.ErrPurgeInflight:
 		return polykafka.Closed
-	case kafka.ErrAssignmentLost, kafka.ErrMaxPollExceeded, kafka.ErrFenced, kafka.ErrPrevInProgress:
+	case kafka.ErrFenced:
+		// librdkafka's "fenced by a newer instance": a static member or a
+		// transactional producer replaced by another with the same id.
+		return polykafka.Fenced
+	case kafka.ErrAssignmentLost, kafka.ErrMaxPollExceeded, kafka.ErrPrevInProgress:
 		return polykafka.Rebalancing
 	case kafka.ErrTransport, kafka.ErrAllBrokersDown, kafka.ErrTimedOut, kafka.ErrTimedOutQueue,
 		kafka.ErrMsgTimedOut, kafka.ErrResolve, kafka.ErrWaitCoord, kafka.ErrQueueFull,

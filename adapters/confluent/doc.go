@@ -92,9 +92,10 @@
 // sent to a partition the topic does not have) and invalid arguments
 // InvalidArgument; transport, timeouts, all brokers down, waiting for the
 // coordinator and a full queue Unavailable; purged records and a destroyed
-// client Closed; authentication and SSL PermissionDenied; an assignment
-// lost, max.poll.interval.ms exceeded and fencing Rebalancing; not
-// implemented and unsupported features Unimplemented.
+// client Closed; authentication and SSL PermissionDenied; fencing by a
+// newer instance Fenced; an assignment lost and max.poll.interval.ms
+// exceeded Rebalancing; not implemented and unsupported features
+// Unimplemented.
 //
 // # Limitations
 //

@@ -576,6 +576,7 @@ func TestErrorCode(t *testing.T) {
 		{kafka.NewError(kafka.ErrPurgeQueue, "", false), polykafka.Closed},
 		{kafka.NewError(kafka.ErrTopicAuthorizationFailed, "", false), polykafka.PermissionDenied},
 		{kafka.NewError(kafka.ErrNotImplemented, "", false), polykafka.Unimplemented},
+		{kafka.NewError(kafka.ErrFenced, "", false), polykafka.Fenced},
 		{fmt.Errorf("wrapped: %w", kafka.NewError(kafka.ErrNotCoordinator, "", false)), polykafka.Unavailable},
 		{&driver.PartitionError{Err: kafka.NewError(kafka.ErrOffsetOutOfRange, "", false)}, polykafka.OffsetOutOfRange},
 		{errClosed, polykafka.Closed},
