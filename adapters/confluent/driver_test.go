@@ -188,7 +188,7 @@ func TestRoundTripKeysHeaders(t *testing.T) {
 		require.NoError(t, d.err)
 		assert.GreaterOrEqual(t, d.r.Offset, int64(0))
 		assert.False(t, d.r.Timestamp.IsZero())
-		if d.r.Key != nil && len(d.r.Key) > 0 {
+		if len(d.r.Key) > 0 {
 			got[string(d.r.Key)] = d.r.Partition
 			assert.Equal(t, driver.KeyPartition(d.r.Key, 3), d.r.Partition, "partitioner=murmur2_random agrees with driver.KeyPartition for %q", d.r.Key)
 		}
