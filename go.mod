@@ -20,6 +20,8 @@ require (
 	go.uber.org/goleak v1.3.0
 )
 
+require github.com/confluentinc/confluent-kafka-go/v2 v2.11.1
+
 require (
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/davecgh/go-spew v1.1.1 // indirect

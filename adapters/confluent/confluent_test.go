@@ -1,0 +1,48 @@
+//go:build cgo
+
+package confluent_test
+
+import (
+	"testing"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/polykafka/polykafka"
+	"github.com/polykafka/polykafka/adapters/confluent"
+	"github.com/polykafka/polykafka/adapters/driver"
+	"github.com/polykafka/polykafka/adapters/drivertest"
+	"github.com/polykafka/polykafka/consumer"
+	"github.com/polykafka/polykafka/producer"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// testBackend is the confluent backend with test timings: a 250ms
+// heartbeat so members learn of rebalances quickly.
+func testBackend(_ *testing.T, brokers []string) driver.Backend {
+	return confluent.New(polykafka.Connection{Brokers: brokers}, kafka.ConfigMap{
+		"heartbeat.interval.ms": 250,
+		"session.timeout.ms":    6000,
+	})
+}
+
+func TestConformance(t *testing.T) {
+	drivertest.Run(t, drivertest.Harness{
+		Name:         "confluent",
+		NewBackend:   testBackend,
+		Transactions: true,
+		CheckAs: func(t *testing.T, c *consumer.Consumer, p *producer.Producer) {
+			var kc *kafka.Consumer
+			require.True(t, c.As(&kc), "a confluent consumer exposes its *kafka.Consumer")
+			assert.NotNil(t, kc)
+			var kp *kafka.Producer
+			require.True(t, p.As(&kp), "a confluent producer exposes its *kafka.Producer")
+			assert.NotNil(t, kp)
+		},
+	})
+}

@@ -1,0 +1,125 @@
+// Package confluent is the polykafka backend for
+// github.com/confluentinc/confluent-kafka-go/v2 (package kafka), which wraps
+// librdkafka, a C library.
+//
+//	b := confluent.New(polykafka.Connection{Brokers: []string{"localhost:9092"}}, kafka.ConfigMap{
+//		"statistics.interval.ms": 0, // any librdkafka property
+//	})
+//	c, err := consumer.New(ctx, b, "billing", []string{"orders"}, nil)
+//	p, err := producer.New(ctx, b, nil)
+//
+// # cgo
+//
+// confluent-kafka-go needs cgo (it links a librdkafka prebuilt for common
+// platforms, or a system one with -tags dynamic). Built with
+// CGO_ENABLED=0, this package still compiles: [New] then takes any value
+// as its configuration and returns a Backend whose OpenConsumer and
+// OpenProducer fail with code Unimplemented, so that a program that
+// offers several backends builds everywhere. A program that does not
+// import this package compiles no C and needs none of confluent-kafka-go's
+// dependencies.
+//
+// # Configuration
+//
+// [New] takes the portable [polykafka.Connection] and a kafka.ConfigMap of
+// librdkafka properties. From the Connection the adapter sets
+// bootstrap.servers, client.id ("polykafka" by default),
+// security.protocol, sasl.mechanisms / sasl.username / sasl.password, and
+// for TLS enable.ssl.certificate.verification (InsecureSkipVerify) and
+// ssl.certificate.pem / ssl.key.pem (the first of TLS.Certificates). An
+// x509.CertPool cannot be read back, so a Connection with TLS.RootCAs
+// needs ssl.ca.pem or ssl.ca.location in the ConfigMap (OpenConsumer and
+// OpenProducer fail with InvalidArgument otherwise); with no RootCAs
+// librdkafka uses the system's CAs. The ConfigMap wins over all of these.
+//
+// The adapter also sets go.logs.channel.enable=true and bridges
+// librdkafka's logs to the slog.Logger of the portable options (syslog
+// levels 0-3 at error, 4 at warn, the rest at debug); a go.logs.channel of
+// yours takes the logs instead.
+//
+// Consumers: the adapter sets, after the ConfigMap (they cannot be
+// overridden, because polykafka's guarantees rest on them): group.id,
+// enable.auto.commit=false and enable.auto.offset.store=false (the portable
+// layer commits), auto.offset.reset=error (every partition is assigned at
+// an explicit offset, and a fetch that runs out of range is reported, never
+// reset), partition.assignment.strategy=range (the eager protocol shared by
+// all polykafka backends), isolation.level (from ReadCommitted),
+// enable.partition.eof=false, go.application.rebalance.enable=false and
+// go.events.channel.enable=false (rebalances go through the adapter's
+// callback inside Poll). Session and heartbeat timings, fetch sizes and
+// everything else are yours.
+//
+// Producers: acks, enable.idempotence, transactional.id,
+// compression.type, linger.ms (at most 900 s, librdkafka's limit; with a
+// Linger of 300 s or more message.timeout.ms is raised above it),
+// batch.size, partitioner=murmur2_random (Kafka's Java partitioner: the
+// partition of a keyed record is [driver.KeyPartition]; a nil key goes to
+// a random partition) and go.delivery.report.fields=none come from
+// producer.Options and are set before the ConfigMap, which wins. The
+// adapter sets go.delivery.reports=true and go.batch.producer=false after
+// it: delivery reports are how Delivered is called.
+//
+// # Group protocol
+//
+// Consumers join with the eager "range" protocol, so that members on
+// different backends can share a group. librdkafka has no API for the
+// JoinGroup user data and no forced rebalance, and an eager member that
+// rejoins with unchanged metadata gets the current generation back, so
+// Rejoin unsubscribes and subscribes again: the member leaves the group
+// and joins as a new member, which makes the whole group rebalance. The
+// group's leader reads fresh metadata before it assigns, so it sees the
+// partitions that made a member rejoin.
+//
+// librdkafka runs rebalance callbacks only inside Poll. Fetch polls; while
+// nobody fetches, the adapter polls in the background (so that the member
+// takes part in rebalances) and keeps up to 10000 records for the next
+// Fetch.
+//
+// # As
+//
+//   - Consumer.As: **kafka.Consumer, **kafka.AdminClient (derived from the
+//     consumer; used for ListOffsets and Committed).
+//   - Producer.As: **kafka.Producer. Records produced on it directly are
+//     not reported through the portable producer.
+//   - Record.Native: *kafka.Message.
+//   - errors: kafka.Error through errors.As.
+//
+// # Errors
+//
+// kafka.Error codes that are Kafka protocol codes (>= 0) are classified
+// with polykafka.CodeForKafka. librdkafka's own codes: auto offset reset
+// is OffsetOutOfRange; unknown topic NotFound; unknown partition (a record
+// sent to a partition the topic does not have) and invalid arguments
+// InvalidArgument; transport, timeouts, all brokers down, waiting for the
+// coordinator and a full queue Unavailable; purged records and a destroyed
+// client Closed; authentication and SSL PermissionDenied; fencing by a
+// newer instance Fenced; an assignment lost and max.poll.interval.ms
+// exceeded Rebalancing; not implemented and unsupported features
+// Unimplemented.
+//
+// # Limitations
+//
+//   - A delivery report carries no timestamp: the adapter stamps records
+//     that have none at Produce (millisecond precision) and reports that
+//     timestamp; on a topic with LogAppendTime the broker's timestamp
+//     differs.
+//   - Close and the commit of a consumer cannot be bounded inside
+//     librdkafka: calls that take a context return when it ends and leave
+//     the librdkafka call to finish on its own (bounded by librdkafka's
+//     timeouts); Close waits for them before destroying the client.
+//   - librdkafka reports a fetch out of range without its partition; the
+//     adapter finds the partition by comparing the positions of the
+//     assigned partitions with their log start and end offsets.
+//   - Seek uses SeekPartitions; librdkafka refuses to seek a partition
+//     whose fetch stopped (out of range with auto.offset.reset=error), so
+//     such a partition is restarted by assigning the member's partitions
+//     again (eager librdkafka changes an assignment only as a whole): the
+//     others continue at their position, and paused ones are paused again.
+//   - Consumer group metadata for transactions (KIP-447) is built in
+//     librdkafka's serialized form, because the binding builds a
+//     kafka.ConsumerGroupMetadata only from a live kafka.Consumer.
+//   - Close unsubscribes and polls until no rebalance event came for
+//     200 ms before it closes librdkafka: an assign called from a
+//     rebalance callback raised during kafka.Consumer.Close can wait
+//     forever (librdkafka#4884).
+package confluent
