@@ -15,6 +15,8 @@ import (
 	"github.com/polykafka/polykafka/adapters/driver"
 	"github.com/polykafka/polykafka/adapters/drivertest"
 	"github.com/polykafka/polykafka/consumer"
+	"github.com/polykafka/polykafka/internal/testredis"
+	"github.com/polykafka/polykafka/offsetstore"
 	"github.com/polykafka/polykafka/producer"
 )
 
@@ -31,8 +33,9 @@ func testBackend(_ *testing.T, brokers []string) driver.Backend {
 	})
 }
 
-func TestConformance(t *testing.T) {
-	drivertest.Run(t, drivertest.Harness{
+// harness is the backend under test for the conformance suite.
+func harness() drivertest.Harness {
+	return drivertest.Harness{
 		Name:         "confluent",
 		NewBackend:   testBackend,
 		Transactions: true,
@@ -44,5 +47,18 @@ func TestConformance(t *testing.T) {
 			require.True(t, p.As(&kp), "a confluent producer exposes its *kafka.Producer")
 			assert.NotNil(t, kp)
 		},
-	})
+	}
+}
+
+func TestConformance(t *testing.T) {
+	drivertest.Run(t, harness())
+}
+
+// TestConformanceRedisStore runs the suite with positions kept in Redis
+// instead of the group's commits (skipped without REDIS_ADDR).
+func TestConformanceRedisStore(t *testing.T) {
+	addr := testredis.Addr(t)
+	h := harness()
+	h.Store = func(t *testing.T) offsetstore.Store { return testredis.Store(t, addr) }
+	drivertest.Run(t, h)
 }

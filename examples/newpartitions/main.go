@@ -44,6 +44,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/polykafka/polykafka"
+	"github.com/polykafka/polykafka/adapters/confluent"
 	"github.com/polykafka/polykafka/adapters/driver"
 	"github.com/polykafka/polykafka/adapters/franz"
 	"github.com/polykafka/polykafka/adapters/kafkago"
@@ -75,7 +76,7 @@ func checkFlags(duration time.Duration, rate int, interval time.Duration) error 
 func main() {
 	var (
 		brokers  = flag.String("brokers", "", "comma-separated bootstrap brokers; empty starts an embedded cluster")
-		backend  = flag.String("backend", "franz", "polykafka backend: franz, kafkago, sarama")
+		backend  = flag.String("backend", "franz", "polykafka backend: franz, kafkago, sarama, confluent (needs cgo)")
 		duration = flag.Duration("duration", 10*time.Second, "how long the producer writes")
 		rate     = flag.Int("rate", 200, fmt.Sprintf("records per second, 1 to %d", maxRate))
 		interval = flag.Duration("discovery", 2*time.Second, "consumer partition discovery interval; must be positive")
@@ -100,8 +101,10 @@ func newBackend(name string, seeds []string) (driver.Backend, error) {
 		return kafkago.New(polykafka.Connection{Brokers: seeds}, nil), nil
 	case "sarama":
 		return polysarama.New(polykafka.Connection{Brokers: seeds}, nil), nil
+	case "confluent":
+		return confluent.New(polykafka.Connection{Brokers: seeds}, nil), nil
 	}
-	return nil, fmt.Errorf("unknown -backend %q (available: franz, kafkago, sarama)", name)
+	return nil, fmt.Errorf("unknown -backend %q (available: franz, kafkago, sarama, confluent)", name)
 }
 
 // partStats is what happened on one partition.
