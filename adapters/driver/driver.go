@@ -486,7 +486,8 @@ type Admin interface {
 	GroupState(ctx context.Context, group string) (GroupState, error)
 	// Committed returns group's committed offsets, with their metadata,
 	// for every partition of topics that has one; partitions without a
-	// commit are absent.
+	// commit are absent. A group that does not exist has no commits: an
+	// empty map, not an error (kfake answers GROUP_ID_NOT_FOUND).
 	Committed(ctx context.Context, group string, topics []string) (map[polykafka.TopicPartition]polykafka.CommittedOffset, error)
 	// ListOffsets is Consumer.ListOffsets (read_uncommitted).
 	ListOffsets(ctx context.Context, tps []polykafka.TopicPartition, at int64) (map[polykafka.TopicPartition]int64, error)

@@ -68,7 +68,11 @@ func (a *admin) GroupState(ctx context.Context, group string) (driver.GroupState
 
 // Committed implements driver.Admin with kadm's FetchOffsets.
 func (a *admin) Committed(ctx context.Context, group string, topics []string) (map[polykafka.TopicPartition]polykafka.CommittedOffset, error) {
-	return committed(ctx, a.adm, group, topics)
+	out, err := committed(ctx, a.adm, group, topics)
+	if errors.Is(err, kerr.GroupIDNotFound) {
+		return map[polykafka.TopicPartition]polykafka.CommittedOffset{}, nil // kfake's answer for a group it does not know
+	}
+	return out, err
 }
 
 // ListOffsets implements driver.Admin.

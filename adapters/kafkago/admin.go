@@ -71,7 +71,11 @@ func (a *admin) Committed(ctx context.Context, group string, topics []string) (m
 	if a.closed.Load() {
 		return nil, errClosed
 	}
-	return committed(ctx, a.b, a.client, a.dialer, group, topics)
+	out, err := committed(ctx, a.b, a.client, a.dialer, group, topics)
+	if errors.Is(err, kafka.GroupIdNotFound) {
+		return map[polykafka.TopicPartition]polykafka.CommittedOffset{}, nil // kfake's answer for a group it does not know
+	}
+	return out, err
 }
 
 // ListOffsets implements driver.Admin with kafka.Client.ListOffsets.

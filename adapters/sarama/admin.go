@@ -2,6 +2,7 @@ package polysarama
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 
@@ -103,7 +104,11 @@ func (a *admin) Committed(ctx context.Context, group string, topics []string) (m
 	if a.isClosed() {
 		return nil, errClosed
 	}
-	return committed(ctx, &a.calls, a.client, group, topics)
+	out, err := committed(ctx, &a.calls, a.client, group, topics)
+	if errors.Is(err, sarama.ErrGroupIDNotFound) {
+		return map[polykafka.TopicPartition]polykafka.CommittedOffset{}, nil // kfake's answer for a group it does not know
+	}
+	return out, err
 }
 
 // ListOffsets implements driver.Admin: one ListOffsets request per
