@@ -1,7 +1,7 @@
 // Package driver defines the contract that adapters implement so that the
-// portable packages consumer and producer can run on a Kafka client library.
-// Application code should use packages consumer and producer; only adapter
-// authors need this package.
+// portable packages consumer, producer and admin can run on a Kafka client
+// library. Application code should use those packages; only adapter authors
+// need this package.
 //
 // # Adapters translate, the portable layer decides
 //
