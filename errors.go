@@ -49,6 +49,12 @@ const (
 	// producer stays unusable; close it, and create a new one only if this
 	// process should take the identity back.
 	Fenced
+	// FailedPrecondition is an operation refused because the cluster is
+	// not in the state it requires, and will not get there by itself: an
+	// admin reset of a group that has active members (Kafka's
+	// NON_EMPTY_GROUP). It is not retryable as such: change the state
+	// first (stop the group's consumers), then try again.
+	FailedPrecondition
 )
 
 var codeNames = [...]string{
@@ -64,6 +70,8 @@ var codeNames = [...]string{
 	Rebalancing:      "rebalancing",
 	Unavailable:      "unavailable",
 	Fenced:           "fenced",
+
+	FailedPrecondition: "failed precondition",
 }
 
 // String returns the code's name, for example "not found".
@@ -91,6 +99,8 @@ var (
 	ErrRebalancing      error = sentinel(Rebalancing)
 	ErrUnavailable      error = sentinel(Unavailable)
 	ErrFenced           error = sentinel(Fenced)
+
+	ErrFailedPrecondition error = sentinel(FailedPrecondition)
 )
 
 type sentinel ErrorCode
@@ -201,6 +211,8 @@ func CodeForKafka(code int16) ErrorCode {
 		return Rebalancing
 	case 47, 82, 90: // INVALID_PRODUCER_EPOCH, FENCED_INSTANCE_ID, PRODUCER_FENCED
 		return Fenced
+	case 68: // NON_EMPTY_GROUP
+		return FailedPrecondition
 	case -1, 5, 6, 7, 8, 13, 14, 15, 16, 19, 20, 56, 74, 75, 88, 89: // UNKNOWN_SERVER_ERROR, LEADER_NOT_AVAILABLE, NOT_LEADER_OR_FOLLOWER, REQUEST_TIMED_OUT, BROKER_NOT_AVAILABLE, NETWORK_EXCEPTION, COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE, NOT_COORDINATOR, NOT_ENOUGH_REPLICAS(_AFTER_APPEND), KAFKA_STORAGE_ERROR, FENCED/UNKNOWN_LEADER_EPOCH, UNSTABLE_OFFSET_COMMIT, THROTTLING_QUOTA_EXCEEDED
 		return Unavailable
 	}

@@ -66,5 +66,14 @@ func TestFencedCode(t *testing.T) {
 	assert.Equal(t, "polykafka: fenced", ErrFenced.Error())
 	assert.Equal(t, Fenced, Code(ErrFenced))
 	assert.False(t, IsRetryable(ErrFenced), "a fenced member or producer must not be retried")
-	assert.Equal(t, "ErrorCode(12)", ErrorCode(12).String())
+}
+
+func TestFailedPreconditionCode(t *testing.T) {
+	assert.Equal(t, ErrorCode(12), FailedPrecondition, "FailedPrecondition must be appended after the existing codes")
+	assert.Equal(t, "failed precondition", FailedPrecondition.String())
+	assert.Equal(t, "polykafka: failed precondition", ErrFailedPrecondition.Error())
+	assert.True(t, errors.Is(&Error{Code: FailedPrecondition}, ErrFailedPrecondition))
+	assert.False(t, IsRetryable(ErrFailedPrecondition), "a refused precondition is not retried: the state must change first")
+	assert.Equal(t, FailedPrecondition, CodeForKafka(68), "NON_EMPTY_GROUP")
+	assert.Equal(t, "ErrorCode(13)", ErrorCode(13).String())
 }

@@ -1,7 +1,7 @@
 // Package driver defines the contract that adapters implement so that the
-// portable packages consumer and producer can run on a Kafka client library.
-// Application code should use packages consumer and producer; only adapter
-// authors need this package.
+// portable packages consumer, producer and admin can run on a Kafka client
+// library. Application code should use those packages; only adapter authors
+// need this package.
 //
 // # Adapters translate, the portable layer decides
 //
@@ -62,6 +62,16 @@
 //	transactions      BeginTransaction / EndTransaction;      Producer.Transaction.ID, BeginTxn,           none: not a Transactor                        InitTransactions, BeginTransaction,
 //	                  AddOffsetsToTxn + TxnOffsetCommit       AddOffsetsToTxn, CommitTxn                                                                 SendOffsetsToTransaction, CommitTransaction
 //	group protocol    RangeBalancer                           BalanceStrategyRange                         RangeGroupBalancer                            partition.assignment.strategy=range
+//
+// The optional [Administrator] (package admin's offset reset), per client:
+//
+//	method            franz-go (kadm on a kgo client)         IBM/sarama                                   segmentio/kafka-go                            confluent-kafka-go
+//	GroupState        kadm DescribeGroups                     DescribeGroupsRequest to Coordinator(group)  Client.DescribeGroups                         not yet
+//	Committed         kadm FetchOffsets                       OffsetFetchRequest to Coordinator(group)     Client.OffsetFetch                            not yet
+//	ListOffsets       kadm ListStart/End/AfterMilli offsets   one OffsetRequest per leader                 Client.ListOffsets                            not yet
+//	PartitionCounts   a Metadata request (as the consumer)    MetadataRequest to one broker                Conn.ReadPartitions                           not yet
+//	CommitAsAdmin     kadm CommitOffsets (Offset.Metadata;    OffsetCommitRequest (generation -1, no       Client.OffsetCommit with GenerationID -1      not yet
+//	                  kmsg's generation -1, no member id)     member id) to Coordinator(group)             and no MemberID
 //
 // Every client exposes the Kafka protocol error code, so ErrorCode
 // implementations extract it and call [polykafka.CodeForKafka].
@@ -435,5 +445,63 @@ type Reader interface {
 	PartitionCounts(ctx context.Context, topics []string) (map[string]int32, error)
 	Close(ctx context.Context) error
 	As(target any) bool
+	ErrorCode(err error) polykafka.ErrorCode
+}
+
+// Administrator is an optional interface of Backend: administration of a
+// consumer group from outside it, which package admin uses to reset a
+// group's positions. A backend without it makes package admin fail with
+// code Unimplemented.
+type Administrator interface {
+	// OpenAdmin opens an admin client, within ctx's deadline. It joins no
+	// group.
+	OpenAdmin(ctx context.Context, cfg AdminConfig) (Admin, error)
+}
+
+// AdminConfig is what the portable layer asks of an admin client.
+type AdminConfig struct {
+	// Logger receives the driver's and the native client's logs. Never nil.
+	Logger *slog.Logger
+}
+
+// GroupState describes a consumer group as its coordinator reports it
+// (DescribeGroups).
+type GroupState struct {
+	// State is the coordinator's state name: "Empty", "Stable",
+	// "PreparingRebalance", "CompletingRebalance" or "Dead" (a group that
+	// does not exist; an adapter whose client reports GROUP_ID_NOT_FOUND
+	// instead returns "Dead" with no error).
+	State string
+	// Members is the number of active members.
+	Members int
+}
+
+// Admin administers consumer groups without joining them. Every method may
+// be called concurrently. As for Consumer, drivers do not retry beyond
+// what their client does, every method that takes a context returns by
+// the time it is done, and errors are classified with ErrorCode.
+type Admin interface {
+	// GroupState describes group. A group that does not exist is
+	// reported as State "Dead" with no members, not as an error.
+	GroupState(ctx context.Context, group string) (GroupState, error)
+	// Committed returns group's committed offsets, with their metadata,
+	// for every partition of topics that has one; partitions without a
+	// commit are absent. A group that does not exist has no commits: an
+	// empty map, not an error (kfake answers GROUP_ID_NOT_FOUND).
+	Committed(ctx context.Context, group string, topics []string) (map[polykafka.TopicPartition]polykafka.CommittedOffset, error)
+	// ListOffsets is Consumer.ListOffsets (read_uncommitted).
+	ListOffsets(ctx context.Context, tps []polykafka.TopicPartition, at int64) (map[polykafka.TopicPartition]int64, error)
+	// PartitionCounts is Consumer.PartitionCounts.
+	PartitionCounts(ctx context.Context, topics []string) (map[string]int32, error)
+	// CommitAsAdmin commits offsets, with their metadata, for group in one
+	// OffsetCommit request outside any generation (generation -1, empty
+	// member id). The broker accepts it only while the group has no
+	// active member, and refuses it otherwise (UNKNOWN_MEMBER_ID or
+	// ILLEGAL_GENERATION, classified Rebalancing). An error of one
+	// partition is reported as a *PartitionError (several joined).
+	CommitAsAdmin(ctx context.Context, group string, offsets map[polykafka.TopicPartition]polykafka.CommittedOffset) error
+	// Close releases the client. After Close only ErrorCode is called.
+	Close(ctx context.Context) error
+	// ErrorCode classifies an error returned by this driver.
 	ErrorCode(err error) polykafka.ErrorCode
 }

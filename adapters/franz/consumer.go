@@ -293,7 +293,12 @@ func (c *consumer) Commit(ctx context.Context, offsets map[polykafka.TopicPartit
 
 // Committed implements driver.Consumer.
 func (c *consumer) Committed(ctx context.Context, topics []string) (map[polykafka.TopicPartition]polykafka.CommittedOffset, error) {
-	resps, err := c.adm.FetchOffsets(ctx, c.group)
+	return committed(ctx, c.adm, c.group, topics)
+}
+
+// committed returns group's commits in topics with kadm's FetchOffsets.
+func committed(ctx context.Context, adm *kadm.Client, group string, topics []string) (map[polykafka.TopicPartition]polykafka.CommittedOffset, error) {
+	resps, err := adm.FetchOffsets(ctx, group)
 	if err != nil {
 		return nil, err
 	}
@@ -321,6 +326,11 @@ func (c *consumer) Committed(ctx context.Context, topics []string) (map[polykafk
 
 // ListOffsets implements driver.Consumer.
 func (c *consumer) ListOffsets(ctx context.Context, tps []polykafka.TopicPartition, at int64) (map[polykafka.TopicPartition]int64, error) {
+	return listOffsets(ctx, c.adm, tps, at)
+}
+
+// listOffsets resolves at for each of tps with kadm's ListOffsets calls.
+func listOffsets(ctx context.Context, adm *kadm.Client, tps []polykafka.TopicPartition, at int64) (map[polykafka.TopicPartition]int64, error) {
 	var topics []string
 	seen := make(map[string]bool)
 	for _, tp := range tps {
@@ -333,11 +343,11 @@ func (c *consumer) ListOffsets(ctx context.Context, tps []polykafka.TopicPartiti
 	var err error
 	switch {
 	case at == polykafka.OffsetEarliest:
-		listed, err = c.adm.ListStartOffsets(ctx, topics...)
+		listed, err = adm.ListStartOffsets(ctx, topics...)
 	case at == polykafka.OffsetLatest:
-		listed, err = c.adm.ListEndOffsets(ctx, topics...)
+		listed, err = adm.ListEndOffsets(ctx, topics...)
 	case at >= 0:
-		listed, err = c.adm.ListOffsetsAfterMilli(ctx, at, topics...)
+		listed, err = adm.ListOffsetsAfterMilli(ctx, at, topics...)
 	default:
 		return nil, polykafka.NewError(polykafka.InvalidArgument, "franz: ListOffsets", fmt.Sprintf("at %d is neither a special offset nor a timestamp", at), nil)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/polykafka/polykafka/adapters/driver"
 	"github.com/polykafka/polykafka/adapters/drivertest"
 	"github.com/polykafka/polykafka/adapters/franz"
+	"github.com/polykafka/polykafka/admin/admintest"
 	"github.com/polykafka/polykafka/consumer"
 	"github.com/polykafka/polykafka/producer"
 )
@@ -51,4 +52,8 @@ func TestConformance(t *testing.T) {
 			assert.NotSame(t, cl, pcl, "the consumer and the producer own separate clients")
 		},
 	})
+}
+
+func TestAdmin(t *testing.T) {
+	admintest.Run(t, admintest.Harness{NewBackend: testBackend})
 }

@@ -279,17 +279,24 @@ func (c *consumer) Commit(ctx context.Context, offsets map[polykafka.TopicPartit
 	if len(offsets) == 0 {
 		return nil
 	}
-	req := &kafka.OffsetCommitRequest{GroupID: c.cfg.Group, GenerationID: -1, Topics: make(map[string][]kafka.OffsetCommit)}
+	genID, member := -1, ""
 	if gen != nil {
-		req.GenerationID = int(gen.ID)
-		req.MemberID = gen.MemberID
+		genID, member = int(gen.ID), gen.MemberID
 	}
+	return commitOffsets(ctx, c.b, c.client, c.cfg.Group, genID, member, offsets)
+}
+
+// commitOffsets commits offsets with their metadata for group with
+// kafka.Client.OffsetCommit, in generation genID as member (-1 and ""
+// commit outside any generation, as an admin).
+func commitOffsets(ctx context.Context, b *Backend, client *kafka.Client, group string, genID int, member string, offsets map[polykafka.TopicPartition]polykafka.CommittedOffset) error {
+	req := &kafka.OffsetCommitRequest{GroupID: group, GenerationID: genID, MemberID: member, Topics: make(map[string][]kafka.OffsetCommit)}
 	for tp, o := range offsets {
 		req.Topics[tp.Topic] = append(req.Topics[tp.Topic], kafka.OffsetCommit{Partition: int(tp.Partition), Offset: o.Offset, Metadata: o.Metadata})
 	}
-	ctx, cancel := c.b.opCtx(ctx)
+	ctx, cancel := b.opCtx(ctx)
 	defer cancel()
-	res, err := c.client.OffsetCommit(ctx, req)
+	res, err := client.OffsetCommit(ctx, req)
 	if err != nil {
 		return err
 	}
@@ -309,11 +316,20 @@ func (c *consumer) Committed(ctx context.Context, topics []string) (map[polykafk
 	if c.isClosed() {
 		return nil, errClosed
 	}
-	counts, err := c.PartitionCounts(ctx, topics)
+	return committed(ctx, c.b, c.client, c.dialer, c.cfg.Group, topics)
+}
+
+// committed returns group's commits in topics with kafka.Client.OffsetFetch
+// for every partition of topics (counts read with a metadata request on
+// dialer's connection).
+func committed(ctx context.Context, b *Backend, client *kafka.Client, dialer *kafka.Dialer, group string, topics []string) (map[polykafka.TopicPartition]polykafka.CommittedOffset, error) {
+	pctx, cancel := b.opCtx(ctx)
+	counts, err := partitionCounts(pctx, dialer, b.conn.Brokers, topics)
+	cancel()
 	if err != nil {
 		return nil, err
 	}
-	req := &kafka.OffsetFetchRequest{GroupID: c.cfg.Group, Topics: make(map[string][]int, len(topics))}
+	req := &kafka.OffsetFetchRequest{GroupID: group, Topics: make(map[string][]int, len(topics))}
 	for _, t := range topics {
 		ps := make([]int, counts[t])
 		for i := range ps {
@@ -321,9 +337,9 @@ func (c *consumer) Committed(ctx context.Context, topics []string) (map[polykafk
 		}
 		req.Topics[t] = ps
 	}
-	ctx, cancel := c.b.opCtx(ctx)
+	ctx, cancel = b.opCtx(ctx)
 	defer cancel()
-	res, err := c.client.OffsetFetch(ctx, req)
+	res, err := client.OffsetFetch(ctx, req)
 	if err != nil {
 		return nil, err
 	}

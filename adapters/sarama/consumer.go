@@ -583,12 +583,19 @@ func (c *consumer) Commit(ctx context.Context, offsets map[polykafka.TopicPartit
 		return errClosed
 	}
 	gen, member, _ := c.session()
-	conf := c.client.Config()
-	req := sarama.NewOffsetCommitRequest(conf, c.cfg.Group)
+	return commitOffsets(ctx, &c.calls, c.client, c.cfg.Group, gen, member, c.instanceID, offsets)
+}
+
+// commitOffsets sends one OffsetCommit request for group to its
+// coordinator, in generation gen as member (sarama.GroupGenerationUndefined
+// and "" commit outside any generation, as an admin).
+func commitOffsets(ctx context.Context, f *inflight, cl sarama.Client, group string, gen int32, member, instanceID string, offsets map[polykafka.TopicPartition]polykafka.CommittedOffset) error {
+	conf := cl.Config()
+	req := sarama.NewOffsetCommitRequest(conf, group)
 	req.ConsumerGroupGeneration = gen
 	req.ConsumerID = member
-	if req.Version >= 7 && c.instanceID != "" {
-		id := c.instanceID
+	if req.Version >= 7 && instanceID != "" {
+		id := instanceID
 		req.GroupInstanceId = &id
 	}
 	var ts int64
@@ -598,8 +605,8 @@ func (c *consumer) Commit(ctx context.Context, offsets map[polykafka.TopicPartit
 	for tp, o := range offsets {
 		req.AddBlockWithLeaderEpoch(tp.Topic, tp.Partition, o.Offset, -1, ts, o.Metadata)
 	}
-	return c.calls.do(ctx, func() error {
-		br, err := c.client.Coordinator(c.cfg.Group)
+	return f.do(ctx, func() error {
+		br, err := cl.Coordinator(group)
 		if err != nil {
 			return err
 		}
@@ -623,7 +630,7 @@ func (c *consumer) Commit(ctx context.Context, offsets map[polykafka.TopicPartit
 			if kerr == sarama.ErrNotCoordinatorForConsumer || kerr == sarama.ErrConsumerCoordinatorNotAvailable {
 				// Forget the stale coordinator so the next call finds
 				// the new one (what sarama's offset manager does).
-				_ = c.client.RefreshCoordinator(c.cfg.Group)
+				_ = cl.RefreshCoordinator(group)
 			}
 		}
 		return errors.Join(errs...)
@@ -636,29 +643,35 @@ func (c *consumer) Committed(ctx context.Context, topics []string) (map[polykafk
 	if c.isClosed() {
 		return nil, errClosed
 	}
+	return committed(ctx, &c.calls, c.client, c.cfg.Group, topics)
+}
+
+// committed sends an OffsetFetch request for all of group's committed
+// partitions to its coordinator and keeps those of topics.
+func committed(ctx context.Context, f *inflight, cl sarama.Client, group string, topics []string) (map[polykafka.TopicPartition]polykafka.CommittedOffset, error) {
 	want := make(map[string]bool, len(topics))
 	for _, t := range topics {
 		want[t] = true
 	}
 	out := make(map[polykafka.TopicPartition]polykafka.CommittedOffset)
-	err := c.calls.do(ctx, func() error {
-		br, err := c.client.Coordinator(c.cfg.Group)
+	err := f.do(ctx, func() error {
+		br, err := cl.Coordinator(group)
 		if err != nil {
 			return err
 		}
-		req := sarama.NewOffsetFetchRequest(c.client.Config().Version, c.cfg.Group, nil)
+		req := sarama.NewOffsetFetchRequest(cl.Config().Version, group, nil)
 		resp, err := send(br, br.FetchOffset, req)
 		if err != nil {
 			_ = br.Close()
 			return err
 		}
 		blocks, gerr := resp.Blocks, resp.Err
-		if g := resp.GetGroup(c.cfg.Group); g != nil {
+		if g := resp.GetGroup(group); g != nil {
 			blocks, gerr = g.Blocks, g.Err
 		}
 		if gerr != sarama.ErrNoError {
 			if gerr == sarama.ErrNotCoordinatorForConsumer || gerr == sarama.ErrConsumerCoordinatorNotAvailable {
-				_ = c.client.RefreshCoordinator(c.cfg.Group)
+				_ = cl.RefreshCoordinator(group)
 			}
 			return fmt.Errorf("offset fetch: %w", gerr)
 		}
