@@ -125,7 +125,21 @@ func New(ctx context.Context, b driver.Backend, group string, topics []string, o
 		return nil, invalid("backend is nil")
 	case group == "":
 		return nil, invalid("group is empty")
-	case len(topics) == 0:
+	case opts != nil && opts.Partitions != nil:
+		return nil, invalid("Options.Partitions is for NewReader: a group assigns its members' partitions")
+	}
+	return open(ctx, op, group, topics, opts, func(ctx context.Context, c *Consumer, cfg driver.ConsumerConfig) (driver.Consumer, error) {
+		return b.OpenConsumer(ctx, cfg)
+	})
+}
+
+// open is New and NewReader after their own checks: opener opens the
+// driver (a group member, or a reader behind a shim).
+func open(ctx context.Context, op, group string, topics []string, opts *Options,
+	opener func(context.Context, *Consumer, driver.ConsumerConfig) (driver.Consumer, error),
+) (*Consumer, error) {
+	invalid := func(msg string) error { return polykafka.NewError(polykafka.InvalidArgument, op, msg, nil) }
+	if len(topics) == 0 {
 		return nil, invalid("topics is empty")
 	}
 	for i, t := range topics {
@@ -160,7 +174,7 @@ func New(ctx context.Context, b driver.Backend, group string, topics []string, o
 	c.bg, c.bgCancel = context.WithCancel(context.Background())
 	c.stop, c.stopCancel = context.WithCancel(context.Background())
 
-	d, err := b.OpenConsumer(ctx, driver.ConsumerConfig{
+	d, err := opener(ctx, c, driver.ConsumerConfig{
 		Group:         group,
 		Topics:        c.topics,
 		Handler:       (*groupHandler)(c),
@@ -196,6 +210,9 @@ func New(ctx context.Context, b driver.Backend, group string, topics []string, o
 	c.known = counts
 	c.counts = counts
 	close(c.ready)
+	if st, ok := d.(interface{ start(map[string]int32) }); ok {
+		st.start(counts) // a reader assigns its partitions now
+	}
 
 	if s.DiscoveryInterval > 0 {
 		w := discovery.NewWatcher(d, counts, s.DiscoveryInterval, s.Logger, c.onGrowth)

@@ -2,6 +2,7 @@ package consumer
 
 import (
 	"fmt"
+	"github.com/polykafka/polykafka"
 	"log/slog"
 	"time"
 
@@ -84,6 +85,12 @@ type Options struct {
 	// MaxPollRecords bounds the records one fetch returns (and so the
 	// batches of RunBatch and Poll). Zero means 1000.
 	MaxPollRecords int
+
+	// Partitions are the partitions a reader (NewReader) reads. Nil means
+	// every partition of its topics, partitions added later included. A
+	// group member (New) is assigned its partitions by the group: New
+	// rejects a non-nil Partitions.
+	Partitions []polykafka.TopicPartition
 
 	// ReadCommitted makes the consumer read only records of committed
 	// transactions (and records written outside transactions), as Kafka's

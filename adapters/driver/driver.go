@@ -417,10 +417,10 @@ type GroupMember interface {
 }
 
 // PartitionReader is the optional interface of Backend for consumption
-// without a consumer group (chosen partitions, positions kept in an
-// offsetstore.Store by the portable layer). It is declared so that adapters
-// can implement it without a breaking change; the portable side is not
-// built yet.
+// without a consumer group: chosen partitions (or every partition of some
+// topics, new ones included), positions kept in an offsetstore.Store by the
+// portable layer (consumer.NewReader), which decides where each partition
+// starts with the same rule as a group member.
 type PartitionReader interface {
 	// OpenReader opens a client that fetches no partition until Assign.
 	OpenReader(ctx context.Context, cfg ReaderConfig) (Reader, error)
@@ -428,22 +428,30 @@ type PartitionReader interface {
 
 // ReaderConfig is what the portable layer asks of a group-less reader.
 type ReaderConfig struct {
+	// ReadCommitted reads only records of committed transactions.
 	ReadCommitted bool
-	Logger        *slog.Logger
+	// Logger receives the driver's and the native client's logs. Never nil.
+	Logger *slog.Logger
 }
 
-// Reader fetches chosen partitions without a group.
+// Reader fetches chosen partitions without a group. Fetch is called from
+// one goroutine at a time; every other method may be called concurrently
+// with it and with each other.
 type Reader interface {
-	// Assign starts fetching each partition at its offset (exact; no reset
-	// policy), replacing the previous set: partitions absent from offsets
-	// stop being fetched.
+	// Assign starts fetching each partition at its offset, exactly (no
+	// reset policy): a partition not fetched yet is added; one already
+	// fetched restarts there, and Fetch returns none of its records
+	// fetched from an earlier position. Other partitions are unaffected.
 	Assign(ctx context.Context, offsets map[polykafka.TopicPartition]int64) error
-	// Fetch, ListOffsets, PartitionCounts, Close, As and ErrorCode are as
-	// for Consumer.
+	// Fetch is Consumer.Fetch for the assigned partitions (an out-of-range
+	// partition is reported once and not fetched again until Assign).
 	Fetch(ctx context.Context, max int, buf []polykafka.Record) ([]polykafka.Record, error)
+	// ListOffsets and PartitionCounts are as for Consumer.
 	ListOffsets(ctx context.Context, tps []polykafka.TopicPartition, at int64) (map[polykafka.TopicPartition]int64, error)
 	PartitionCounts(ctx context.Context, topics []string) (map[string]int32, error)
+	// Close stops fetching and releases the client.
 	Close(ctx context.Context) error
+	// As and ErrorCode are as for Consumer.
 	As(target any) bool
 	ErrorCode(err error) polykafka.ErrorCode
 }

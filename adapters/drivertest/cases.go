@@ -39,6 +39,12 @@ func cases() []testCase {
 		{"CloseCommitsAfterHandlerOverrun", "a handler that overruns CloseTimeout makes Close say so, and Close still commits the records processed before it: each phase of Close has its own bound", kafkaStoreOnly("watches the driver's commits", testCloseAfterHandlerOverrun)},
 		{"PauseUnassignedIsInvalid", "Pause and Resume of partitions not assigned fail with InvalidArgument; AwaitAssignment waits for the first assignment", testPauseUnassigned},
 
+		// Consumption without a group.
+		{"ReaderReadsWithoutGroup", "a reader reads every partition without a group, commits nothing to Kafka and keeps its positions (with the baseline) in its store (Unimplemented where the harness declares no reader)", testReaderReadsWithoutGroup},
+		{"ReaderChosenPartitions", "a reader of chosen partitions reads only them", testReaderChosenPartitions},
+		{"ReaderNewPartitionsFromEarliest", "partitions added while a reader at Initial=latest runs are read from offset 0", testReaderNewPartitions},
+		{"ReaderResumesFromStore", "a reader resumes where the last reader of its name stopped, from the store", testReaderResumes},
+
 		// Faults.
 		{"SilentBrokerFailsWithinDeadline", "against a broker that accepts connections and never answers, New returns an Unavailable error by its deadline", testSilentBroker},
 		{"BrokerUnavailableFailsWithinDeadline", "with no reachable broker, New and Send fail by their context's deadline (Send with an Unavailable error naming Send that still matches context.DeadlineExceeded), and Close still runs every callback, with an Unavailable error saying Close gave up (CloseTimeout), not Closed", testBrokerUnavailable},

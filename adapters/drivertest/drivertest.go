@@ -49,6 +49,10 @@ type Harness struct {
 	// (driver.Transactor); without it the suite checks that a
 	// transactional producer fails with Unimplemented.
 	Transactions bool
+	// Reader says the backend reads without a group
+	// (driver.PartitionReader); without it the suite checks that
+	// consumer.NewReader fails with Unimplemented.
+	Reader bool
 	// CheckAs checks the As escape hatch of a consumer and a producer
 	// opened on the backend: it should assert that each exposes the native
 	// client.

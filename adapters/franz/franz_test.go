@@ -42,6 +42,7 @@ func TestConformance(t *testing.T) {
 		Name:         "franz",
 		NewBackend:   testBackend,
 		Transactions: true,
+		Reader:       true,
 		CheckAs: func(t *testing.T, c *consumer.Consumer, p *producer.Producer) {
 			var cl *kgo.Client
 			require.True(t, c.As(&cl), "a franz consumer exposes its *kgo.Client")

@@ -37,6 +37,7 @@ func TestConformanceRedisStore(t *testing.T) {
 		Name:         "franz",
 		NewBackend:   testBackend,
 		Transactions: true,
+		Reader:       true,
 		CheckAs: func(t *testing.T, c *consumer.Consumer, p *producer.Producer) {
 			var cl *kgo.Client
 			assert.True(t, c.As(&cl), "a franz consumer exposes its *kgo.Client")
