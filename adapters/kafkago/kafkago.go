@@ -153,16 +153,18 @@ import (
 // defaults. The package doc's "# Configuration" section says which fields
 // the adapter overrides.
 type Options struct {
-	// Dialer opens the connections of consumers and readers: group coordinator,
-	// partition leaders (fetches) and metadata requests. Nil means a
-	// dialer built from the Connection (ClientID, TLS, SASL, a 10 s dial
-	// timeout).
+	// Dialer opens the connections of group consumers to their group
+	// coordinator, and those of the metadata requests of consumers and
+	// readers (partition counts). Nil means a dialer built from the
+	// Connection (ClientID, TLS, SASL, a 10 s dial timeout).
 	Dialer *kafka.Dialer
 	// Transport carries the requests of the kafka.Client (commits, offset
-	// fetches, offset listing) and of the producers' Writers. Nil means a
-	// kafka.Transport built from the Connection (ClientID, TLS, SASL) with
-	// a MetadataTTL of 1 s. A Transport of yours is shared by every client
-	// the backend opens.
+	// fetches, offset listing) and of the producers' Writers; each
+	// consumer's and reader's fetches go through a copy of it (its own
+	// connections, no shared metadata cache). Nil means a kafka.Transport
+	// built from the Connection (ClientID, TLS, SASL) with a MetadataTTL
+	// of 1 s. A Transport of yours is shared by every client the backend
+	// opens, except for those fetch copies.
 	Transport *kafka.Transport
 	// ConsumerGroup is the template of every consumer's group
 	// configuration. The zero value means kafka-go's defaults.
