@@ -74,41 +74,15 @@ func (b *Backend) OpenConsumer(ctx context.Context, cfg driver.ConsumerConfig) (
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	d, tr, err := b.natives()
+	c, err := b.newConsumer(cfg.Logger, cfg.ReadCommitted)
 	if err != nil {
 		return nil, err
 	}
 	info, errs := loggers(cfg.Logger)
-	c := &consumer{
-		b:       b,
-		cfg:     cfg,
-		log:     cfg.Logger,
-		dialer:  d,
-		tr:      tr,
-		client:  &kafka.Client{Addr: b.addr(), Transport: tr},
-		fetchTr: freshTransport(tr),
-		bal:     &balancer{},
-		rb:      b.opts.ReadBatch,
-		runDone: make(chan struct{}),
-		rejoin:  make(chan struct{}, 1),
-		chunks:  make(chan chunk, 16),
-		wake:    make(chan struct{}, 1),
-		parts:   make(map[polykafka.TopicPartition]*partState),
-		paused:  make(map[polykafka.TopicPartition]bool),
-	}
-	if c.rb.MinBytes <= 0 {
-		c.rb.MinBytes = 1
-	}
-	if c.rb.MaxBytes <= 0 {
-		c.rb.MaxBytes = 1 << 20
-	}
-	if c.rb.MaxWait <= 0 {
-		c.rb.MaxWait = 500 * time.Millisecond
-	}
-	c.rb.IsolationLevel = kafka.ReadUncommitted
-	if cfg.ReadCommitted {
-		c.rb.IsolationLevel = kafka.ReadCommitted
-	}
+	c.cfg = cfg
+	c.bal = &balancer{}
+	c.runDone = make(chan struct{})
+	c.rejoin = make(chan struct{}, 1)
 	gc := b.opts.ConsumerGroup
 	gc.ID = cfg.Group
 	gc.Brokers = b.conn.Brokers
@@ -117,7 +91,7 @@ func (b *Backend) OpenConsumer(ctx context.Context, cfg driver.ConsumerConfig) (
 	gc.WatchPartitionChanges = false
 	gc.StartOffset = kafka.FirstOffset // never used: every start is explicit
 	if gc.Dialer == nil {
-		gc.Dialer = d
+		gc.Dialer = c.dialer
 	}
 	gc.Dialer = watchingDialer(gc.Dialer, func(code int16) {
 		if lostCode(code) {
@@ -138,6 +112,43 @@ func (b *Backend) OpenConsumer(ctx context.Context, cfg driver.ConsumerConfig) (
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.nextCtx, c.stopRun = context.WithCancel(c.ctx)
 	go c.run()
+	return c, nil
+}
+
+// newConsumer returns a consumer with what fetching needs (the client, the
+// fetch transport and sizes, the chunk channel) and no group: OpenConsumer
+// adds the group, OpenReader uses it as it is. Its ctx is not set yet.
+func (b *Backend) newConsumer(logger *slog.Logger, readCommitted bool) (*consumer, error) {
+	d, tr, err := b.natives()
+	if err != nil {
+		return nil, err
+	}
+	c := &consumer{
+		b:       b,
+		log:     logger,
+		dialer:  d,
+		tr:      tr,
+		client:  &kafka.Client{Addr: b.addr(), Transport: tr},
+		fetchTr: freshTransport(tr),
+		rb:      b.opts.ReadBatch,
+		chunks:  make(chan chunk, 16),
+		wake:    make(chan struct{}, 1),
+		parts:   make(map[polykafka.TopicPartition]*partState),
+		paused:  make(map[polykafka.TopicPartition]bool),
+	}
+	if c.rb.MinBytes <= 0 {
+		c.rb.MinBytes = 1
+	}
+	if c.rb.MaxBytes <= 0 {
+		c.rb.MaxBytes = 1 << 20
+	}
+	if c.rb.MaxWait <= 0 {
+		c.rb.MaxWait = 500 * time.Millisecond
+	}
+	c.rb.IsolationLevel = kafka.ReadUncommitted
+	if readCommitted {
+		c.rb.IsolationLevel = kafka.ReadCommitted
+	}
 	return c, nil
 }
 

@@ -153,9 +153,14 @@ func eventually(t *testing.T, d time.Duration, msg string, cond func() bool) {
 	}
 }
 
+// fetcher is a driver.Consumer or a driver.Reader.
+type fetcher interface {
+	Fetch(ctx context.Context, max int, buf []polykafka.Record) ([]polykafka.Record, error)
+}
+
 // fetchUntil fetches until n records arrived or d passed, failing on any
 // error, and checks that each Fetch result keeps partitions consecutive.
-func fetchUntil(t *testing.T, c driver.Consumer, n int, d time.Duration) []polykafka.Record {
+func fetchUntil(t *testing.T, c fetcher, n int, d time.Duration) []polykafka.Record {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()

@@ -4,12 +4,13 @@ package kafkago
 // requests (kafka.Client.Fetch), started exactly at the decided offset (no
 // reset policy: kafka.Reader would jump to the log start on its own, and
 // its kafka.Conn batches cannot tell a null key or value from an empty
-// one). The loops
-// hand whole fetched batches (chunks) to a bounded channel; Fetch drains
-// it. Pause, Seek and revocation stop a partition's loop; Fetch drops the
-// chunks of stopped loops, so a record is returned only while its loop is
-// current, and a restarted loop starts at the first offset Fetch has not
-// returned.
+// one). The loops hand whole fetched batches (chunks) to a bounded channel;
+// Fetch drains it. Pause, Seek, revocation and a reader's Assign stop a
+// partition's loop; Fetch drops the chunks of stopped loops, so a record is
+// returned only while its loop is current. Resume restarts a loop at the
+// first offset Fetch has not returned, Seek and Assign at their offset. A
+// group member (consumer.go) and a reader without a group (reader.go) share
+// all of it.
 
 import (
 	"cmp"

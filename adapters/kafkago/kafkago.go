@@ -2,6 +2,7 @@
 //
 //	b := kafkago.New(polykafka.Connection{Brokers: []string{"localhost:9092"}}, nil)
 //	c, err := consumer.New(ctx, b, "billing", []string{"orders"}, nil)
+//	r, err := consumer.NewReader(ctx, b, "audit", []string{"orders"}, &consumer.Options{Store: offsetstore.NewMemory()})
 //	p, err := producer.New(ctx, b, nil)
 //
 // The package is named kafkago so that it never clashes with kafka-go's own
@@ -33,6 +34,13 @@
 // (HeartbeatInterval, SessionTimeout, RebalanceTimeout, JoinGroupBackoff,
 // RetentionTime, Timeout) is yours. Options.ReadBatch sets the fetch sizes
 // and wait; its IsolationLevel is overridden by the portable ReadCommitted.
+//
+// Readers without a group (consumer.NewReader; the Backend implements
+// driver.PartitionReader) are the same fetching machinery with no
+// kafka.ConsumerGroup: Assign starts a partition's fetch loop at exactly the
+// offset given, or restarts it there, and nothing else is fetched. They use
+// the backend's Dialer and Transport and Options.ReadBatch;
+// Options.ConsumerGroup does not apply.
 //
 // Producers use a kafka.Writer in Async mode with a Completion function,
 // and hold at most Options.MaxBufferedRecords undelivered records. The
@@ -74,6 +82,8 @@
 //   - Consumer.As: *kafka.ConsumerGroup, *kafka.Generation (the current
 //     generation, nil between generations), *kafka.Client (commits, offset
 //     fetches).
+//   - Consumer.As of a reader (consumer.NewReader): *kafka.Client only; a
+//     reader has no *kafka.ConsumerGroup and no *kafka.Generation.
 //   - Producer.As: *kafka.Writer, *kafka.Client.
 //   - Record.Native: kafka.Message (consumed records).
 //   - errors: kafka.Error through errors.As.
@@ -105,6 +115,9 @@
 //     sent with its own partition is checked against that cache.
 //   - Flush sends nothing early: the Writer sends a batch when it is full or
 //     its BatchTimeout (the portable Linger) expires.
+//   - A reader fetches each partition with requests of its own, as group
+//     members do: one connection per partition being fetched, no fetch
+//     sessions (KIP-227).
 //   - Writer.Close, ConsumerGroup.Close and kafka-go's JoinGroup take no
 //     context; Close returns by its context's deadline, and anything kafka-go
 //     still does then finishes in the background.
@@ -140,16 +153,18 @@ import (
 // defaults. The package doc's "# Configuration" section says which fields
 // the adapter overrides.
 type Options struct {
-	// Dialer opens the connections of consumers: group coordinator,
-	// partition leaders (fetches) and metadata requests. Nil means a
-	// dialer built from the Connection (ClientID, TLS, SASL, a 10 s dial
-	// timeout).
+	// Dialer opens the connections of group consumers to their group
+	// coordinator, and those of the metadata requests of consumers and
+	// readers (partition counts). Nil means a dialer built from the
+	// Connection (ClientID, TLS, SASL, a 10 s dial timeout).
 	Dialer *kafka.Dialer
 	// Transport carries the requests of the kafka.Client (commits, offset
-	// fetches, offset listing) and of the producers' Writers. Nil means a
-	// kafka.Transport built from the Connection (ClientID, TLS, SASL) with
-	// a MetadataTTL of 1 s. A Transport of yours is shared by every client
-	// the backend opens.
+	// fetches, offset listing) and of the producers' Writers; each
+	// consumer's and reader's fetches go through a copy of it (its own
+	// connections, no shared metadata cache). Nil means a kafka.Transport
+	// built from the Connection (ClientID, TLS, SASL) with a MetadataTTL
+	// of 1 s. A Transport of yours is shared by every client the backend
+	// opens, except for those fetch copies.
 	Transport *kafka.Transport
 	// ConsumerGroup is the template of every consumer's group
 	// configuration. The zero value means kafka-go's defaults.

@@ -41,6 +41,7 @@ func harness() drivertest.Harness {
 	return drivertest.Harness{
 		Name:       "kafkago",
 		NewBackend: testBackend,
+		Reader:     true,
 		CheckAs: func(t *testing.T, c *consumer.Consumer, p *producer.Producer) {
 			var cg *kafka.ConsumerGroup
 			require.True(t, c.As(&cg), "a kafkago consumer exposes its *kafka.ConsumerGroup")
