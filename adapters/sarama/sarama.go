@@ -50,6 +50,15 @@
 //     wrapped (see "Group protocol"), Consumer.Group.Rebalance.Strategy = nil.
 //   - Consumer.IsolationLevel from consumer.Options.
 //
+// Readers (consumer.NewReader, consumption without a group) are a sarama
+// client and a sarama.Consumer with no ConsumerGroup: each partition the
+// portable layer assigns gets the same partition consumer as a group
+// member's, started exactly at the portable layer's offset and restarted
+// there when it is assigned again (a partition out of range is reported
+// once and not fetched until then). They set Consumer.Return.Errors = true
+// and Consumer.IsolationLevel from consumer.Options; Consumer.Offsets and
+// Consumer.Group are unused.
+//
 // Consumers and producers set Metadata.Full = false if it has its default
 // (true): a client needs the metadata of its own topics only, and creating
 // it then needs no reachable broker.
@@ -80,6 +89,9 @@
 //     *sarama.ConsumerGroupSession (the current session; false between
 //     sessions).
 //   - Producer.As: *sarama.Client, *sarama.AsyncProducer.
+//   - a reader's As (consumer.NewReader): *sarama.Client and
+//     *sarama.Consumer (its partition consumers are the adapter's: do not
+//     start or close any on it).
 //   - Record.Native: *sarama.ConsumerMessage.
 //   - errors: sarama.KError, *sarama.ConsumerError and sarama's sentinel
 //     errors, through errors.As and errors.Is.
@@ -117,6 +129,13 @@
 //     calls Lost when the session ended because the coordinator refused
 //     the member or generation (UNKNOWN_MEMBER_ID, ILLEGAL_GENERATION,
 //     FENCED_INSTANCE_ID) or heartbeats failed, and Revoked otherwise.
+//   - A sarama partition consumer cannot be moved: a reader restarts a
+//     partition (Assign of one already read, Pause, Resume) by closing its
+//     partition consumer and starting another: what the old one had
+//     fetched but Fetch had not returned is dropped, and fetched again
+//     where the new position precedes it. Assign starts
+//     partition consumers in the background, so an offset already out of
+//     range is reported by a later Fetch, not by Assign.
 //   - Rejoin ends the current session; with the eager protocol every
 //     member then gives up all its partitions until the new generation.
 //   - An idempotent sarama producer sends InitProducerId when it is

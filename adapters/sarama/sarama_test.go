@@ -76,6 +76,7 @@ func harness() drivertest.Harness {
 		Name:         "sarama",
 		NewBackend:   testBackend,
 		Transactions: true,
+		Reader:       true,
 		CheckAs: func(t *testing.T, c *consumer.Consumer, p *producer.Producer) {
 			var cl sarama.Client
 			require.True(t, c.As(&cl), "a sarama consumer exposes its sarama.Client")
