@@ -39,6 +39,7 @@ func harness() drivertest.Harness {
 		Name:         "confluent",
 		NewBackend:   testBackend,
 		Transactions: true,
+		Reader:       true,
 		CheckAs: func(t *testing.T, c *consumer.Consumer, p *producer.Producer) {
 			var kc *kafka.Consumer
 			require.True(t, c.As(&kc), "a confluent consumer exposes its *kafka.Consumer")

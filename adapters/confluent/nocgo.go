@@ -36,4 +36,13 @@ func (*Backend) OpenProducer(context.Context, driver.ProducerConfig) (driver.Pro
 	return nil, errNoCgo
 }
 
-var _ driver.Backend = (*Backend)(nil)
+// OpenReader implements driver.PartitionReader; it always fails without
+// cgo.
+func (*Backend) OpenReader(context.Context, driver.ReaderConfig) (driver.Reader, error) {
+	return nil, errNoCgo
+}
+
+var (
+	_ driver.Backend         = (*Backend)(nil)
+	_ driver.PartitionReader = (*Backend)(nil)
+)
