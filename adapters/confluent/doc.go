@@ -89,6 +89,18 @@
 // paused. Fetch, ListOffsets, PartitionCounts, Pause and Resume are the
 // group consumer's.
 //
+// # Admin
+//
+// The Backend is a driver.Administrator (package admin's offset reset):
+// OpenAdmin derives a kafka.AdminClient from a kafka.Producer that sends
+// nothing (so that its logs reach the slog.Logger). GroupState uses
+// DescribeConsumerGroups (GROUP_ID_NOT_FOUND is reported as "Dead"),
+// Committed ListConsumerGroupOffsets, ListOffsets the admin ListOffsets
+// (after a metadata request, as for consumers), PartitionCounts
+// GetMetadata, and CommitAsAdmin AlterConsumerGroupOffsets, whose
+// OffsetCommit request carries generation -1, no member id and each
+// TopicPartition's Metadata (the baseline).
+//
 // # As
 //
 //   - Consumer.As: **kafka.Consumer, **kafka.AdminClient (derived from the
