@@ -14,6 +14,7 @@ import (
 	"github.com/polykafka/polykafka/adapters/confluent"
 	"github.com/polykafka/polykafka/adapters/driver"
 	"github.com/polykafka/polykafka/adapters/drivertest"
+	"github.com/polykafka/polykafka/admin/admintest"
 	"github.com/polykafka/polykafka/consumer"
 	"github.com/polykafka/polykafka/internal/testredis"
 	"github.com/polykafka/polykafka/offsetstore"
@@ -39,6 +40,7 @@ func harness() drivertest.Harness {
 		Name:         "confluent",
 		NewBackend:   testBackend,
 		Transactions: true,
+		Reader:       true,
 		CheckAs: func(t *testing.T, c *consumer.Consumer, p *producer.Producer) {
 			var kc *kafka.Consumer
 			require.True(t, c.As(&kc), "a confluent consumer exposes its *kafka.Consumer")
@@ -61,4 +63,8 @@ func TestConformanceRedisStore(t *testing.T) {
 	h := harness()
 	h.Store = func(t *testing.T) offsetstore.Store { return testredis.Store(t, addr) }
 	drivertest.Run(t, h)
+}
+
+func TestAdmin(t *testing.T) {
+	admintest.Run(t, admintest.Harness{NewBackend: testBackend})
 }

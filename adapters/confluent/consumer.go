@@ -567,41 +567,49 @@ func (c *consumer) Commit(ctx context.Context, offsets map[polykafka.TopicPartit
 // Committed implements driver.Consumer with the admin API's
 // ListConsumerGroupOffsets (all partitions of the group, with metadata).
 func (c *consumer) Committed(ctx context.Context, topics []string) (map[polykafka.TopicPartition]polykafka.CommittedOffset, error) {
+	var out map[polykafka.TopicPartition]polykafka.CommittedOffset
+	err := c.call(ctx, func() (err error) {
+		out, err = committed(ctx, c.adm, c.group, topics)
+		return err
+	})
+	if err != nil {
+		return nil, err // out may still be written by a call that outlived ctx
+	}
+	return out, nil
+}
+
+// committed lists group's committed offsets, with their metadata, of the
+// partitions of topics that have one, with one ListConsumerGroupOffsets.
+func committed(ctx context.Context, adm *kafka.AdminClient, group string, topics []string) (map[polykafka.TopicPartition]polykafka.CommittedOffset, error) {
 	want := make(map[string]bool, len(topics))
 	for _, t := range topics {
 		want[t] = true
 	}
 	out := make(map[polykafka.TopicPartition]polykafka.CommittedOffset)
-	err := c.call(ctx, func() error {
-		tctx, cancel := context.WithTimeout(ctx, maxCallTimeout)
-		defer cancel()
-		res, err := c.adm.ListConsumerGroupOffsets(tctx, []kafka.ConsumerGroupTopicPartitions{{Group: c.group}})
-		if err != nil {
-			return err
-		}
-		for _, g := range res.ConsumerGroupsTopicPartitions {
-			for _, p := range g.Partitions {
-				tp := topicPartition(p)
-				if !want[tp.Topic] {
-					continue
-				}
-				if p.Error != nil {
-					return &driver.PartitionError{TopicPartition: tp, Err: p.Error}
-				}
-				if p.Offset < 0 {
-					continue
-				}
-				var md string
-				if p.Metadata != nil {
-					md = *p.Metadata
-				}
-				out[tp] = polykafka.CommittedOffset{Offset: int64(p.Offset), Metadata: md}
-			}
-		}
-		return nil
-	})
+	tctx, cancel := context.WithTimeout(ctx, maxCallTimeout)
+	defer cancel()
+	res, err := adm.ListConsumerGroupOffsets(tctx, []kafka.ConsumerGroupTopicPartitions{{Group: group}})
 	if err != nil {
 		return nil, err
+	}
+	for _, g := range res.ConsumerGroupsTopicPartitions {
+		for _, p := range g.Partitions {
+			tp := topicPartition(p)
+			if !want[tp.Topic] {
+				continue
+			}
+			if p.Error != nil {
+				return nil, &driver.PartitionError{TopicPartition: tp, Err: p.Error}
+			}
+			if p.Offset < 0 {
+				continue
+			}
+			var md string
+			if p.Metadata != nil {
+				md = *p.Metadata
+			}
+			out[tp] = polykafka.CommittedOffset{Offset: int64(p.Offset), Metadata: md}
+		}
 	}
 	return out, nil
 }
@@ -609,6 +617,20 @@ func (c *consumer) Committed(ctx context.Context, topics []string) (map[polykafk
 // ListOffsets implements driver.Consumer with the admin API's ListOffsets:
 // one call for every partition.
 func (c *consumer) ListOffsets(ctx context.Context, tps []polykafka.TopicPartition, at int64) (map[polykafka.TopicPartition]int64, error) {
+	var out map[polykafka.TopicPartition]int64
+	err := c.call(ctx, func() (err error) {
+		out, err = listOffsets(ctx, c.adm, c.kc, tps, at)
+		return err
+	})
+	if err != nil {
+		return nil, err // out may still be written by a call that outlived ctx
+	}
+	return out, nil
+}
+
+// listOffsets resolves at for each of tps with one admin ListOffsets
+// call, after a metadata request through md (see below).
+func listOffsets(ctx context.Context, adm *kafka.AdminClient, md metadataClient, tps []polykafka.TopicPartition, at int64) (map[polykafka.TopicPartition]int64, error) {
 	var spec kafka.OffsetSpec
 	switch {
 	case at == polykafka.OffsetEarliest:
@@ -636,31 +658,25 @@ func (c *consumer) ListOffsets(ctx context.Context, tps []polykafka.TopicPartiti
 			topics = append(topics, tp.Topic)
 		}
 	}
-	err := c.call(ctx, func() error {
-		// librdkafka finds the partitions' leaders in its metadata cache
-		// and fails ("No leaders found") for partitions the cache does
-		// not show yet, such as partitions just added: a metadata request
-		// for the topics updates the cache first.
-		if _, err := partitionCounts(ctx, c.kc, topics); err != nil {
-			return err
-		}
-		tctx, cancel := context.WithTimeout(ctx, maxCallTimeout)
-		defer cancel()
-		res, err := c.adm.ListOffsets(tctx, req)
-		if err != nil {
-			return err
-		}
-		for ktp, info := range res.ResultInfos {
-			tp := topicPartition(ktp)
-			if info.Error.Code() != kafka.ErrNoError {
-				return &driver.PartitionError{TopicPartition: tp, Err: info.Error}
-			}
-			out[tp] = int64(info.Offset)
-		}
-		return nil
-	})
+	// librdkafka finds the partitions' leaders in its metadata cache and
+	// fails ("No leaders found") for partitions the cache does not show
+	// yet, such as partitions just added: a metadata request for the
+	// topics updates the cache first.
+	if _, err := partitionCounts(ctx, md, topics); err != nil {
+		return nil, err
+	}
+	tctx, cancel := context.WithTimeout(ctx, maxCallTimeout)
+	defer cancel()
+	res, err := adm.ListOffsets(tctx, req)
 	if err != nil {
 		return nil, err
+	}
+	for ktp, info := range res.ResultInfos {
+		tp := topicPartition(ktp)
+		if info.Error.Code() != kafka.ErrNoError {
+			return nil, &driver.PartitionError{TopicPartition: tp, Err: info.Error}
+		}
+		out[tp] = int64(info.Offset)
 	}
 	for _, tp := range tps {
 		if _, ok := out[tp]; !ok {

@@ -75,10 +75,37 @@
 // takes part in rebalances) and keeps up to 10000 records for the next
 // Fetch.
 //
+// # Reading without a group
+//
+// The Backend is a driver.PartitionReader (consumer.NewReader): OpenReader
+// creates a kafka.Consumer with the consumer configuration above and a
+// group.id of its own, "polykafka-reader-" and 16 random hex digits,
+// because librdkafka cannot create a consumer without one. The reader
+// never subscribes and never commits, so that group never gets a member
+// or an offset. Assign adds partitions with IncrementalAssign at the
+// portable layer's offsets; a partition already assigned is restarted
+// with IncrementalUnassign then IncrementalAssign (librdkafka drops what
+// it fetched from the earlier position), and paused again if it was
+// paused. Fetch, ListOffsets, PartitionCounts, Pause and Resume are the
+// group consumer's.
+//
+// # Admin
+//
+// The Backend is a driver.Administrator (package admin's offset reset):
+// OpenAdmin derives a kafka.AdminClient from a kafka.Producer that sends
+// nothing (so that its logs reach the slog.Logger). GroupState uses
+// DescribeConsumerGroups (GROUP_ID_NOT_FOUND is reported as "Dead"),
+// Committed ListConsumerGroupOffsets, ListOffsets the admin ListOffsets
+// (after a metadata request, as for consumers), PartitionCounts
+// GetMetadata, and CommitAsAdmin AlterConsumerGroupOffsets, whose
+// OffsetCommit request carries generation -1, no member id and each
+// TopicPartition's Metadata (the baseline).
+//
 // # As
 //
 //   - Consumer.As: **kafka.Consumer, **kafka.AdminClient (derived from the
-//     consumer; used for ListOffsets and Committed).
+//     consumer; used for ListOffsets and Committed). The same for a
+//     reader (its kafka.Consumer has no subscription).
 //   - Producer.As: **kafka.Producer. Records produced on it directly are
 //     not reported through the portable producer.
 //   - Record.Native: *kafka.Message.
@@ -118,6 +145,13 @@
 //   - Consumer group metadata for transactions (KIP-447) is built in
 //     librdkafka's serialized form, because the binding builds a
 //     kafka.ConsumerGroupMetadata only from a live kafka.Consumer.
+//   - The out-of-range search lists offsets within Fetch's context
+//     (librdkafka's ListOffsets takes about a second on kfake): a Fetch
+//     whose context ends first returns librdkafka's error without its
+//     partition, joined with the context's error.
+//   - A reader's kafka.Consumer has a group.id (see "Reading without a
+//     group"): librdkafka looks up that group's coordinator, which is
+//     harmless, and the group stays empty.
 //   - Close unsubscribes and polls until no rebalance event came for
 //     200 ms before it closes librdkafka: an assign called from a
 //     rebalance callback raised during kafka.Consumer.Close can wait

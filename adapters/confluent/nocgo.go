@@ -10,8 +10,9 @@ import (
 )
 
 // Backend is the confluent backend built without cgo: confluent-kafka-go
-// wraps librdkafka, a C library, so every Open* call fails with code
-// Unimplemented. Build with CGO_ENABLED=1 (and a C compiler) to use it.
+// wraps librdkafka, a C library, so every Open* call (OpenConsumer,
+// OpenProducer, OpenReader, OpenAdmin) fails with code Unimplemented. Build
+// with CGO_ENABLED=1 (and a C compiler) to use it.
 type Backend struct{}
 
 // New returns a backend whose OpenConsumer and OpenProducer fail with code
@@ -36,4 +37,19 @@ func (*Backend) OpenProducer(context.Context, driver.ProducerConfig) (driver.Pro
 	return nil, errNoCgo
 }
 
-var _ driver.Backend = (*Backend)(nil)
+// OpenReader implements driver.PartitionReader; it always fails without
+// cgo.
+func (*Backend) OpenReader(context.Context, driver.ReaderConfig) (driver.Reader, error) {
+	return nil, errNoCgo
+}
+
+// OpenAdmin implements driver.Administrator; it always fails without cgo.
+func (*Backend) OpenAdmin(context.Context, driver.AdminConfig) (driver.Admin, error) {
+	return nil, errNoCgo
+}
+
+var (
+	_ driver.Backend         = (*Backend)(nil)
+	_ driver.PartitionReader = (*Backend)(nil)
+	_ driver.Administrator   = (*Backend)(nil)
+)
