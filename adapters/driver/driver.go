@@ -51,6 +51,8 @@
 //	                  ForceRebalance; the leader refreshes    session context, the next Consume rejoins;   the generation by returning from a            a full rebalance)
 //	                  metadata before planning                the leader refreshes metadata before         gen.Start function (consumergroup.go:375)
 //	                                                          balancing
+//	OpenReader        a direct kgo client:                    sarama.Consumer partition consumers, no      the consumer's fetch loops, no group          an unsubscribed kafka.Consumer:
+//	(optional)        AddConsumePartitions / SetOffsets       ConsumerGroup                                                                              IncrementalAssign at exact offsets
 //	Seek (optional)   SetOffsets                              restart the partition consumer               restart the partition's fetch loop            Seek / Assign
 //	Pause / Resume    PauseFetchPartitions / Resume...        stop / restart the partition consumer        per-partition fetch: stop reading             Pause / Resume
 //	Produce           Produce with a promise                  AsyncProducer Input + Successes/Errors       Writer with Completion (Async)                Produce + Events channel
@@ -66,11 +68,11 @@
 // The optional [Administrator] (package admin's offset reset), per client:
 //
 //	method            franz-go (kadm on a kgo client)         IBM/sarama                                   segmentio/kafka-go                            confluent-kafka-go
-//	GroupState        kadm DescribeGroups                     DescribeGroupsRequest to Coordinator(group)  Client.DescribeGroups                         not yet
-//	Committed         kadm FetchOffsets                       OffsetFetchRequest to Coordinator(group)     Client.OffsetFetch                            not yet
-//	ListOffsets       kadm ListStart/End/AfterMilli offsets   one OffsetRequest per leader                 Client.ListOffsets                            not yet
-//	PartitionCounts   a Metadata request (as the consumer)    MetadataRequest to one broker                Conn.ReadPartitions                           not yet
-//	CommitAsAdmin     kadm CommitOffsets (Offset.Metadata;    OffsetCommitRequest (generation -1, no       Client.OffsetCommit with GenerationID -1      not yet
+//	GroupState        kadm DescribeGroups                     DescribeGroupsRequest to Coordinator(group)  Client.DescribeGroups                         AdminClient.DescribeConsumerGroups
+//	Committed         kadm FetchOffsets                       OffsetFetchRequest to Coordinator(group)     Client.OffsetFetch                            AdminClient.ListConsumerGroupOffsets
+//	ListOffsets       kadm ListStart/End/AfterMilli offsets   one OffsetRequest per leader                 Client.ListOffsets                            metadata, then AdminClient.ListOffsets
+//	PartitionCounts   a Metadata request (as the consumer)    MetadataRequest to one broker                Conn.ReadPartitions                           GetMetadata
+//	CommitAsAdmin     kadm CommitOffsets (Offset.Metadata;    OffsetCommitRequest (generation -1, no       Client.OffsetCommit with GenerationID -1      AlterConsumerGroupOffsets (with Metadata)
 //	                  kmsg's generation -1, no member id)     member id) to Coordinator(group)             and no MemberID
 //
 // Every client exposes the Kafka protocol error code, so ErrorCode
