@@ -1,21 +1,27 @@
 // Package polykafka is a portable Kafka consumer and producer API over the
 // Go Kafka clients, with one set of semantics whichever client runs
 // underneath. Each client is reached through an adapter; adapters ship for
-// twmb/franz-go ([github.com/polykafka/polykafka/adapters/franz]), and
-// adapters for IBM/sarama, segmentio/kafka-go and confluent-kafka-go are
-// being added. Other adapters implement the contract in
+// twmb/franz-go ([github.com/polykafka/polykafka/adapters/franz]), IBM/sarama
+// ([github.com/polykafka/polykafka/adapters/sarama]), segmentio/kafka-go
+// ([github.com/polykafka/polykafka/adapters/kafkago]) and
+// confluent-kafka-go ([github.com/polykafka/polykafka/adapters/confluent],
+// cgo). Other adapters implement the contract in
 // [github.com/polykafka/polykafka/adapters/driver] and check themselves with
 // the conformance suite in [github.com/polykafka/polykafka/adapters/drivertest].
 //
 // This root package holds the types both directions share: [Record],
-// [Header], [TopicPartition], and the error classification ([ErrorCode],
-// [Error], [Code]). The portable types live in the sub-packages:
+// [Header], [TopicPartition], [Connection], and the error classification
+// ([ErrorCode], [Error], [Code]). The portable types live in the
+// sub-packages:
 //
-//   - [github.com/polykafka/polykafka/consumer]: a consumer group member with
-//     the start-offset guarantee (see below), commits and rebalance hooks.
+//   - [github.com/polykafka/polykafka/consumer]: a consumer group member (or
+//     a reader without a group) with the start-offset guarantee (see
+//     below), commits and rebalance hooks.
 //   - [github.com/polykafka/polykafka/producer]: synchronous and asynchronous
-//     sends with Java-compatible key partitioning.
-//   - [github.com/polykafka/polykafka/adapters/franz]: the franz-go backend.
+//     sends with Java-compatible key partitioning, and transactions.
+//   - [github.com/polykafka/polykafka/offsetstore]: where positions live
+//     (the group's commits in Kafka, memory, Redis, or your own).
+//   - [github.com/polykafka/polykafka/admin]: resetting a group's positions.
 //
 // # The start-offset guarantee
 //
