@@ -51,13 +51,18 @@ type gatedConsumer struct {
 }
 
 func (c *gatedConsumer) PartitionCounts(ctx context.Context, topics []string) (map[string]int32, error) {
-	c.g.polls.Add(1)
-	counts, err := c.Consumer.PartitionCounts(ctx, topics)
-	if err != nil || c.g.open.Load() {
+	return c.g.view(c.Consumer.PartitionCounts(ctx, topics))
+}
+
+// view counts one poll and, while the gate is closed, caps counts at the
+// frozen ones.
+func (g *countGate) view(counts map[string]int32, err error) (map[string]int32, error) {
+	g.polls.Add(1)
+	if err != nil || g.open.Load() {
 		return counts, err
 	}
 	for t, n := range counts {
-		if f, ok := c.g.frozen[t]; ok && f < n {
+		if f, ok := g.frozen[t]; ok && f < n {
 			counts[t] = f
 		}
 	}
