@@ -24,8 +24,6 @@ import (
 	"context"
 	"math/rand/v2"
 	"runtime"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -35,88 +33,13 @@ import (
 	"github.com/polykafka/polykafka/adapters/franz"
 	"github.com/polykafka/polykafka/consumer"
 	"github.com/polykafka/polykafka/discovery"
+	"github.com/polykafka/polykafka/internal/benchkit"
 	"github.com/polykafka/polykafka/internal/testcluster"
 	"github.com/polykafka/polykafka/producer"
 )
 
-// benchTopic creates a 6-partition topic that is deleted again when b ends,
-// so that the in-process broker does not carry earlier variants' records
-// (memory, GC work) into later ones.
-func benchTopic(b *testing.B, tc *testcluster.Cluster) string {
-	b.Helper()
-	topic := tc.Topic(b, benchPartitions)
-	b.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if _, err := tc.Admin().DeleteTopics(ctx, topic); err != nil {
-			b.Logf("delete %s: %v", topic, err)
-		}
-	})
-	return topic
-}
-
-const (
-	benchPartitions = 6
-	benchValueSize  = 100
-)
-
-var benchValue = make([]byte, benchValueSize)
-
 // portableRecordSink keeps raw+record's extra record on the heap.
 var portableRecordSink *polykafka.Record
-
-// measure is one measured section: wall time and MemStats deltas.
-type measure struct {
-	start   time.Time
-	mallocs uint64
-	bytes   uint64
-}
-
-func (m *measure) begin() {
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	m.mallocs, m.bytes = ms.Mallocs, ms.TotalAlloc
-	m.start = time.Now()
-}
-
-// end reports the metrics for n records.
-func (m *measure) end(b *testing.B, n int) {
-	elapsed := time.Since(m.start)
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	b.ReportMetric(float64(n)/elapsed.Seconds(), "records/s")
-	b.ReportMetric(float64(elapsed.Nanoseconds())/float64(n), "ns/op")
-	b.ReportMetric(float64(ms.Mallocs-m.mallocs)/float64(n), "allocs/record")
-	b.ReportMetric(float64(ms.TotalAlloc-m.bytes)/float64(n), "B/record")
-}
-
-// errCount counts failed sends and keeps the first error. It is kept out of
-// the callbacks so that their success path allocates nothing (taking the
-// address of a callback's err parameter would move it to the heap on every
-// call).
-type errCount struct {
-	mu    sync.Mutex
-	n     int
-	first error
-}
-
-func (e *errCount) add(err error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.n == 0 {
-		e.first = err
-	}
-	e.n++
-}
-
-func (e *errCount) check(b *testing.B) {
-	b.Helper()
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.n > 0 {
-		b.Fatalf("%d records failed, first: %v", e.n, e.first)
-	}
-}
 
 // BenchmarkProduce sends b.N records of 100 bytes with nil keys
 // asynchronously and flushes, measuring from the first send to the end of
@@ -138,7 +61,7 @@ func BenchmarkProduce(b *testing.B) {
 	b.Run("raw+record", func(b *testing.B) { benchRawProduce(b, tc, true) })
 
 	b.Run("polykafka", func(b *testing.B) {
-		topic := benchTopic(b, tc)
+		topic := benchkit.Topic(b, tc)
 		ctx := context.Background()
 		// Portable defaults: acks all, idempotent, linger 0, no compression.
 		p, err := producer.New(ctx, franz.New(polykafka.Connection{Brokers: brokers}), &producer.Options{})
@@ -146,14 +69,14 @@ func BenchmarkProduce(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer p.Close()
-		if err := p.Send(ctx, &polykafka.Record{Topic: topic, Value: benchValue}); err != nil {
+		if err := p.Send(ctx, &polykafka.Record{Topic: topic, Value: benchkit.Value}); err != nil {
 			b.Fatal(err)
 		}
 
-		var acks ackCount
-		cb := func(_ *polykafka.Record, err error) { acks.add(err) }
-		timeSends(b, &acks, func() {
-			p.SendAsync(ctx, &polykafka.Record{Topic: topic, Value: benchValue}, cb)
+		var acks benchkit.Acks
+		cb := func(_ *polykafka.Record, err error) { acks.Add(err) }
+		benchkit.TimeSends(b, &acks, func() {
+			p.SendAsync(ctx, &polykafka.Record{Topic: topic, Value: benchkit.Value}, cb)
 		}, func() error { return p.Flush(ctx) })
 	})
 }
@@ -162,7 +85,7 @@ func BenchmarkProduce(b *testing.B) {
 // the adapter's producer with the portable defaults. With portableRecord it
 // also allocates (and discards) one polykafka.Record per send.
 func benchRawProduce(b *testing.B, tc *testcluster.Cluster, portableRecord bool) {
-	topic := benchTopic(b, tc)
+	topic := benchkit.Topic(b, tc)
 	cl, err := kgo.NewClient(
 		kgo.SeedBrokers(tc.Brokers()...),
 		kgo.RequiredAcks(kgo.AllISRAcks()),                // kgo's default, idempotent by default
@@ -175,86 +98,18 @@ func benchRawProduce(b *testing.B, tc *testcluster.Cluster, portableRecord bool)
 	}
 	defer cl.Close()
 	ctx := context.Background()
-	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: benchValue}).FirstErr(); err != nil {
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: benchkit.Value}).FirstErr(); err != nil {
 		b.Fatal(err)
 	}
 
-	var acks ackCount
-	promise := func(_ *kgo.Record, err error) { acks.add(err) }
-	timeSends(b, &acks, func() {
+	var acks benchkit.Acks
+	promise := func(_ *kgo.Record, err error) { acks.Add(err) }
+	benchkit.TimeSends(b, &acks, func() {
 		if portableRecord {
-			portableRecordSink = &polykafka.Record{Topic: topic, Value: benchValue}
+			portableRecordSink = &polykafka.Record{Topic: topic, Value: benchkit.Value}
 		}
-		cl.Produce(ctx, &kgo.Record{Topic: topic, Value: benchValue}, promise)
+		cl.Produce(ctx, &kgo.Record{Topic: topic, Value: benchkit.Value}, promise)
 	}, func() error { return cl.Flush(ctx) })
-}
-
-// ackCount counts the acknowledged records of a produce benchmark and keeps
-// its errors. One value serves every record: its callback is one func value
-// made once, never a closure per record.
-type ackCount struct {
-	acks atomic.Int64
-	errs errCount
-}
-
-func (a *ackCount) add(err error) {
-	if err != nil {
-		a.errs.add(err)
-		return
-	}
-	a.acks.Add(1)
-}
-
-// timeSends is the measured section shared by the produce variants: b.N
-// calls of send, then flush, timed and counted by measure; every record
-// must have been acknowledged.
-func timeSends(b *testing.B, acks *ackCount, send func(), flush func() error) {
-	b.Helper()
-	runtime.GC()
-	b.ResetTimer()
-	var m measure
-	m.begin()
-	for i := 0; i < b.N; i++ {
-		send()
-	}
-	if err := flush(); err != nil {
-		b.Fatal(err)
-	}
-	m.end(b, b.N)
-	b.StopTimer()
-
-	acks.errs.check(b)
-	if got := acks.acks.Load(); got != int64(b.N) {
-		b.Fatalf("acked %d records, want %d", got, b.N)
-	}
-}
-
-// fillTopic creates a 6-partition topic holding n records of 100 bytes
-// with nil keys.
-func fillTopic(b *testing.B, tc *testcluster.Cluster, n int) string {
-	b.Helper()
-	topic := benchTopic(b, tc)
-	cl, err := kgo.NewClient(kgo.SeedBrokers(tc.Brokers()...), kgo.ProducerBatchCompression(kgo.NoCompression()))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	var errs errCount
-	promise := func(_ *kgo.Record, err error) {
-		if err != nil {
-			errs.add(err)
-		}
-	}
-	for i := 0; i < n; i++ {
-		cl.Produce(ctx, &kgo.Record{Topic: topic, Value: benchValue}, promise)
-	}
-	if err := cl.Flush(ctx); err != nil {
-		b.Fatal(err)
-	}
-	errs.check(b)
-	return topic
 }
 
 // BenchmarkConsume reads b.N records (100-byte values, nil keys, written to
@@ -268,7 +123,7 @@ func BenchmarkConsume(b *testing.B) {
 	brokers := tc.Brokers()
 
 	b.Run("raw", func(b *testing.B) {
-		topic := fillTopic(b, tc, b.N)
+		topic := benchkit.FillTopic(b, tc, b.N)
 		group := tc.Group(b)
 		// Equivalent settings: the same eager range balancer as the
 		// adapter, and reset to the start. For commits, kgo's default
@@ -292,13 +147,13 @@ func BenchmarkConsume(b *testing.B) {
 
 		runtime.GC()
 		b.ResetTimer()
-		var m measure
+		var m benchkit.Measure
 		var sink int
 		count := 0
 		each := func(r *kgo.Record) {
 			count++
 			if count == 1 {
-				m.begin()
+				m.Begin()
 			}
 			sink += len(r.Value)
 		}
@@ -312,77 +167,18 @@ func BenchmarkConsume(b *testing.B) {
 			})
 			fs.EachRecord(each)
 		}
-		m.end(b, b.N)
+		m.End(b, b.N)
 		b.StopTimer()
-		if count != b.N || sink != b.N*benchValueSize {
+		if count != b.N || sink != b.N*benchkit.ValueSize {
 			b.Fatalf("consumed %d records (%d bytes), want %d", count, sink, b.N)
 		}
 	})
 
 	// Run's handler gets each record by value from a reused buffer: the
 	// record path allocates nothing of polykafka's per record.
-	b.Run("polykafka", func(b *testing.B) { benchPortableConsume(b, tc, false) })
-	b.Run("polykafka-batch", func(b *testing.B) { benchPortableConsume(b, tc, true) })
-}
-
-func benchPortableConsume(b *testing.B, tc *testcluster.Cluster, batch bool) {
-	brokers := tc.Brokers()
-	topic := fillTopic(b, tc, b.N)
-	group := tc.Group(b)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	c, err := consumer.New(ctx, franz.New(polykafka.Connection{Brokers: brokers}), group, []string{topic},
-		&consumer.Options{Initial: discovery.Earliest})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer func() {
-		if err := c.Close(); err != nil {
-			b.Error(err)
-		}
-	}()
-
-	runCtx, stop := context.WithCancel(ctx)
-	defer stop()
-	runtime.GC()
-	b.ResetTimer()
-	var m measure
-	var sink int
-	count := 0
-	each := func(r *polykafka.Record) {
-		count++
-		if count == 1 {
-			m.begin()
-		}
-		sink += len(r.Value)
-		if count == b.N {
-			m.end(b, b.N)
-			stop()
-		}
-	}
-	if batch {
-		err = c.RunBatch(runCtx, func(_ context.Context, rs []polykafka.Record) error {
-			for i := range rs {
-				each(&rs[i])
-			}
-			return nil
-		})
-	} else {
-		err = c.Run(runCtx, func(_ context.Context, r polykafka.Record) error {
-			each(&r)
-			return nil
-		})
-	}
-	b.StopTimer()
-	if err != nil {
-		b.Fatal(err)
-	}
-	if ctx.Err() != nil {
-		b.Fatalf("timed out after %d of %d records", count, b.N)
-	}
-	if count != b.N || sink != b.N*benchValueSize {
-		b.Fatalf("consumed %d records (%d bytes), want %d", count, sink, b.N)
-	}
+	backend := franz.New(polykafka.Connection{Brokers: brokers})
+	b.Run("polykafka", func(b *testing.B) { benchkit.PortableConsume(b, backend, tc, false) })
+	b.Run("polykafka-batch", func(b *testing.B) { benchkit.PortableConsume(b, backend, tc, true) })
 }
 
 // BenchmarkDiscoveryLatency measures, per iteration, the time from
@@ -448,7 +244,7 @@ func discoveryOnce(b *testing.B, tc *testcluster.Cluster, interval time.Duration
 	b.StartTimer()
 	tc.AddPartitions(b, topic, 3)
 	grown := time.Now()
-	tc.Produce(b, &kgo.Record{Topic: topic, Partition: 2, Value: benchValue})
+	tc.Produce(b, &kgo.Record{Topic: topic, Partition: 2, Value: benchkit.Value})
 	select {
 	case at := <-got:
 		b.StopTimer()

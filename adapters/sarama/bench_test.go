@@ -22,100 +22,13 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/polykafka/polykafka"
 	polysarama "github.com/polykafka/polykafka/adapters/sarama"
-	"github.com/polykafka/polykafka/consumer"
-	"github.com/polykafka/polykafka/discovery"
+	"github.com/polykafka/polykafka/internal/benchkit"
 	"github.com/polykafka/polykafka/internal/testcluster"
 	"github.com/polykafka/polykafka/producer"
 )
-
-const (
-	benchPartitions = 6
-	benchValueSize  = 100
-)
-
-var benchValue = make([]byte, benchValueSize)
-
-// benchTopic creates a 6-partition topic that is deleted again when b ends.
-func benchTopic(b *testing.B, tc *testcluster.Cluster) string {
-	b.Helper()
-	topic := tc.Topic(b, benchPartitions)
-	b.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if _, err := tc.Admin().DeleteTopics(ctx, topic); err != nil {
-			b.Logf("delete %s: %v", topic, err)
-		}
-	})
-	return topic
-}
-
-// measure is one measured section: wall time and MemStats deltas.
-type measure struct {
-	start   time.Time
-	mallocs uint64
-	bytes   uint64
-}
-
-func (m *measure) begin() {
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	m.mallocs, m.bytes = ms.Mallocs, ms.TotalAlloc
-	m.start = time.Now()
-}
-
-func (m *measure) end(b *testing.B, n int) {
-	elapsed := time.Since(m.start)
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	b.ReportMetric(float64(n)/elapsed.Seconds(), "records/s")
-	b.ReportMetric(float64(elapsed.Nanoseconds())/float64(n), "ns/op")
-	b.ReportMetric(float64(ms.Mallocs-m.mallocs)/float64(n), "allocs/record")
-	b.ReportMetric(float64(ms.TotalAlloc-m.bytes)/float64(n), "B/record")
-}
-
-// ackCount counts acknowledged records and keeps the first error.
-type ackCount struct {
-	acks  atomic.Int64
-	mu    sync.Mutex
-	nerr  int
-	first error
-}
-
-func (a *ackCount) add(err error) {
-	if err != nil {
-		a.mu.Lock()
-		if a.nerr == 0 {
-			a.first = err
-		}
-		a.nerr++
-		a.mu.Unlock()
-		return
-	}
-	a.acks.Add(1)
-}
-
-// total is the number of records acknowledged or failed.
-func (a *ackCount) total() int64 {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.acks.Load() + int64(a.nerr)
-}
-
-func (a *ackCount) check(b *testing.B) {
-	b.Helper()
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.nerr > 0 {
-		b.Fatalf("%d records failed, first: %v", a.nerr, a.first)
-	}
-	if got := a.acks.Load(); got != int64(b.N) {
-		b.Fatalf("acked %d records, want %d", got, b.N)
-	}
-}
 
 // rawConfig is sarama set up like the adapter with the portable defaults.
 func rawConfig() *sarama.Config {
@@ -132,7 +45,7 @@ func BenchmarkProduce(b *testing.B) {
 	tc := testcluster.New(b)
 
 	b.Run("raw", func(b *testing.B) {
-		topic := benchTopic(b, tc)
+		topic := benchkit.Topic(b, tc)
 		cfg := rawConfig()
 		cfg.Producer.RequiredAcks = sarama.WaitForAll
 		cfg.Producer.Idempotent = true
@@ -143,7 +56,7 @@ func BenchmarkProduce(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		var acks ackCount
+		var acks benchkit.Acks
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
@@ -155,91 +68,67 @@ func BenchmarkProduce(b *testing.B) {
 						succ = nil
 						continue
 					}
-					acks.add(nil)
+					acks.Add(nil)
 				case pe, ok := <-errs:
 					if !ok {
 						errs = nil
 						continue
 					}
-					acks.add(pe.Err)
+					acks.Add(pe.Err)
 				}
 			}
 		}()
-		ap.Input() <- &sarama.ProducerMessage{Topic: topic, Value: sarama.ByteEncoder(benchValue)}
-		for acks.acks.Load() < 1 {
+		ap.Input() <- &sarama.ProducerMessage{Topic: topic, Value: sarama.ByteEncoder(benchkit.Value)}
+		for acks.Acked() < 1 {
 			time.Sleep(time.Millisecond)
 		}
-		acks.acks.Store(0)
+		acks.Reset()
 
 		runtime.GC()
 		b.ResetTimer()
-		var m measure
-		m.begin()
+		var m benchkit.Measure
+		m.Begin()
 		for i := 0; i < b.N; i++ {
-			ap.Input() <- &sarama.ProducerMessage{Topic: topic, Value: sarama.ByteEncoder(benchValue)}
+			ap.Input() <- &sarama.ProducerMessage{Topic: topic, Value: sarama.ByteEncoder(benchkit.Value)}
 		}
-		for acks.total() < int64(b.N) {
+		for acks.Done() < int64(b.N) {
 			time.Sleep(100 * time.Microsecond)
 		}
-		m.end(b, b.N)
+		m.End(b, b.N)
 		b.StopTimer()
-		acks.check(b)
+		acks.Check(b, int64(b.N))
 		ap.AsyncClose()
 		<-done
 	})
 
 	b.Run("polykafka", func(b *testing.B) {
-		topic := benchTopic(b, tc)
+		topic := benchkit.Topic(b, tc)
 		ctx := context.Background()
 		p, err := producer.New(ctx, polysarama.New(polykafka.Connection{Brokers: tc.Brokers()}, nil), &producer.Options{})
 		if err != nil {
 			b.Fatal(err)
 		}
 		defer p.Close()
-		if err := p.Send(ctx, &polykafka.Record{Topic: topic, Value: benchValue}); err != nil {
+		if err := p.Send(ctx, &polykafka.Record{Topic: topic, Value: benchkit.Value}); err != nil {
 			b.Fatal(err)
 		}
-		var acks ackCount
-		cb := func(_ *polykafka.Record, err error) { acks.add(err) }
+		var acks benchkit.Acks
+		cb := func(_ *polykafka.Record, err error) { acks.Add(err) }
 
 		runtime.GC()
 		b.ResetTimer()
-		var m measure
-		m.begin()
+		var m benchkit.Measure
+		m.Begin()
 		for i := 0; i < b.N; i++ {
-			p.SendAsync(ctx, &polykafka.Record{Topic: topic, Value: benchValue}, cb)
+			p.SendAsync(ctx, &polykafka.Record{Topic: topic, Value: benchkit.Value}, cb)
 		}
 		if err := p.Flush(ctx); err != nil {
 			b.Fatal(err)
 		}
-		m.end(b, b.N)
+		m.End(b, b.N)
 		b.StopTimer()
-		acks.check(b)
+		acks.Check(b, int64(b.N))
 	})
-}
-
-// fillTopic creates a 6-partition topic holding n records of 100 bytes.
-func fillTopic(b *testing.B, tc *testcluster.Cluster, n int) string {
-	b.Helper()
-	topic := benchTopic(b, tc)
-	cl, err := kgo.NewClient(kgo.SeedBrokers(tc.Brokers()...), kgo.ProducerBatchCompression(kgo.NoCompression()))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	var acks ackCount
-	for i := 0; i < n; i++ {
-		cl.Produce(ctx, &kgo.Record{Topic: topic, Value: benchValue}, func(_ *kgo.Record, err error) { acks.add(err) })
-	}
-	if err := cl.Flush(ctx); err != nil {
-		b.Fatal(err)
-	}
-	if acks.total() != int64(n) || acks.nerr > 0 {
-		b.Fatalf("filled %d of %d records: %v", acks.acks.Load(), n, acks.first)
-	}
-	return topic
 }
 
 // rawHandler counts the messages of a raw sarama consumer group and marks
@@ -248,7 +137,7 @@ func fillTopic(b *testing.B, tc *testcluster.Cluster, n int) string {
 type rawHandler struct {
 	n     int
 	count atomic.Int64
-	m     *measure
+	m     *benchkit.Measure
 	b     *testing.B
 	done  chan struct{}
 	once  sync.Once
@@ -264,11 +153,11 @@ func (h *rawHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama
 			if !ok {
 				return nil
 			}
-			h.first.Do(h.m.begin)
+			h.first.Do(h.m.Begin)
 			sess.MarkMessage(msg, "")
 			if h.count.Add(1) == int64(h.n) {
 				h.once.Do(func() {
-					h.m.end(h.b, h.n)
+					h.m.End(h.b, h.n)
 					close(h.done)
 				})
 			}
@@ -285,7 +174,7 @@ func BenchmarkConsume(b *testing.B) {
 	tc := testcluster.New(b)
 
 	b.Run("raw", func(b *testing.B) {
-		topic := fillTopic(b, tc, b.N)
+		topic := benchkit.FillTopic(b, tc, b.N)
 		cfg := rawConfig()
 		cfg.Consumer.Offsets.Initial = sarama.OffsetOldest
 		cg, err := sarama.NewConsumerGroup(tc.Brokers(), tc.Group(b), cfg)
@@ -295,7 +184,7 @@ func BenchmarkConsume(b *testing.B) {
 		defer cg.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
-		h := &rawHandler{n: b.N, m: &measure{}, b: b, done: make(chan struct{})}
+		h := &rawHandler{n: b.N, m: &benchkit.Measure{}, b: b, done: make(chan struct{})}
 		runtime.GC()
 		b.ResetTimer()
 		go func() {
@@ -315,47 +204,7 @@ func BenchmarkConsume(b *testing.B) {
 		cancel()
 	})
 
-	b.Run("polykafka", func(b *testing.B) { benchPortableConsume(b, tc) })
-}
-
-func benchPortableConsume(b *testing.B, tc *testcluster.Cluster) {
-	{
-		topic := fillTopic(b, tc, b.N)
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		c, err := consumer.New(ctx, polysarama.New(polykafka.Connection{Brokers: tc.Brokers()}, nil), tc.Group(b), []string{topic},
-			&consumer.Options{Initial: discovery.Earliest})
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer func() {
-			if err := c.Close(); err != nil {
-				b.Error(err)
-			}
-		}()
-		runCtx, stop := context.WithCancel(ctx)
-		defer stop()
-		runtime.GC()
-		b.ResetTimer()
-		var m measure
-		count := 0
-		err = c.Run(runCtx, func(_ context.Context, _ polykafka.Record) error {
-			count++
-			if count == 1 {
-				m.begin()
-			}
-			if count == b.N {
-				m.end(b, b.N)
-				stop()
-			}
-			return nil
-		})
-		b.StopTimer()
-		if err != nil {
-			b.Fatal(err)
-		}
-		if count != b.N {
-			b.Fatalf("consumed %d records, want %d", count, b.N)
-		}
-	}
+	b.Run("polykafka", func(b *testing.B) {
+		benchkit.PortableConsume(b, polysarama.New(polykafka.Connection{Brokers: tc.Brokers()}, nil), tc, false)
+	})
 }
