@@ -21,7 +21,11 @@
 //     sends with Java-compatible key partitioning, and transactions.
 //   - [github.com/polykafka/polykafka/offsetstore]: where positions live
 //     (the group's commits in Kafka, memory, Redis, or your own).
-//   - [github.com/polykafka/polykafka/admin]: resetting a group's positions.
+//   - [github.com/polykafka/polykafka/admin]: resetting a group's positions,
+//     and its lag in every partition.
+//   - [github.com/polykafka/polykafka/polyotel]: opt-in OpenTelemetry
+//     tracing and metrics (the consumer and producer never import
+//     OpenTelemetry).
 //
 // # The start-offset guarantee
 //
@@ -45,6 +49,9 @@
 // Every error returned by the portable types wraps the native client's
 // error in an [*Error] carrying an [ErrorCode], so both
 // errors.Is(err, polykafka.ErrNotFound) and errors.As(err, &nativeErr) work.
-// Context errors (context.Canceled, context.DeadlineExceeded) are returned
-// unwrapped.
+// Context errors keep matching errors.Is: the caller's context.Canceled is
+// returned unwrapped; an expired deadline is context.DeadlineExceeded
+// itself, or, where the operation was waiting for the cluster, an
+// Unavailable [*Error] saying what did not answer, which still matches
+// errors.Is(err, context.DeadlineExceeded).
 package polykafka

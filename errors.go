@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"strings"
 )
 
 // ErrorCode classifies an error independently of the backend that produced
@@ -135,7 +136,8 @@ func NewError(code ErrorCode, op, msg string, err error) error {
 	return &Error{Code: code, Op: op, Msg: msg, Err: err}
 }
 
-// Error returns "op: msg: err (code)".
+// Error returns "op: msg: err (code)", on one line (line breaks in the
+// wrapped errors' text become "; ").
 func (e *Error) Error() string {
 	s := e.Op
 	add := func(p string) {
@@ -150,6 +152,11 @@ func (e *Error) Error() string {
 	add(e.Msg)
 	if e.Err != nil {
 		add(e.Err.Error())
+	}
+	// One line, whatever the wrapped errors say (errors.Join puts a line
+	// break between its errors): logs and error reports stay parseable.
+	if strings.ContainsAny(s, "\r\n") {
+		s = strings.Join(strings.FieldsFunc(s, func(r rune) bool { return r == '\n' || r == '\r' }), "; ")
 	}
 	return s + " (" + e.Code.String() + ")"
 }

@@ -77,3 +77,18 @@ func TestFailedPreconditionCode(t *testing.T) {
 	assert.Equal(t, FailedPrecondition, CodeForKafka(68), "NON_EMPTY_GROUP")
 	assert.Equal(t, "ErrorCode(13)", ErrorCode(13).String())
 }
+
+func TestErrorIsOneLine(t *testing.T) {
+	err := NewError(Unavailable, "consumer: New", "no broker answered",
+		errors.Join(errors.New("Local: Broker transport failure"), errors.New("dial refused")))
+	if got, want := err.Error(), "consumer: New: no broker answered: Local: Broker transport failure; dial refused (unavailable)"; got != want {
+		t.Fatalf("Error() = %q, want %q", got, want)
+	}
+}
+
+func TestConnectionErrorNamesTheFieldOnce(t *testing.T) {
+	err := Connection{}.Validate()
+	if got, want := err.Error(), "polykafka: Connection.Brokers is empty (invalid argument)"; got != want {
+		t.Fatalf("Validate() = %q, want %q", got, want)
+	}
+}

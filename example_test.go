@@ -151,7 +151,7 @@ func ExampleConnection() {
 
 	// Output:
 	// valid: <nil>
-	// polykafka: Connection: Connection.SASL.Mechanism: unknown mechanism "GSSAPI" (want PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512) (invalid argument)
+	// polykafka: Connection.SASL.Mechanism: unknown mechanism "GSSAPI" (want PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512) (invalid argument)
 	// invalid argument: true
-	// polykafka: Connection: Connection.Brokers[0]: "kafka-1.example.com" is not host:port (invalid argument)
+	// polykafka: Connection.Brokers[0]: "kafka-1.example.com" is not host:port (invalid argument)
 }

@@ -75,9 +75,10 @@ func (r *Record) TopicPartition() TopicPartition {
 }
 
 // As sets *target to the record's native representation if target is a
-// non-nil pointer to a type that the native record is assignable to, and
-// reports whether it did. It returns false for a nil target or a record
-// without a native value.
+// non-nil pointer to a type that the native record is assignable to (or,
+// for a native record held by pointer, that the pointed-to value is
+// assignable to), and reports whether it did. It returns false for a nil
+// target or a record without a native value.
 //
 //	var kr *kgo.Record
 //	if rec.As(&kr) { ... }
@@ -90,11 +91,17 @@ func (r *Record) As(target any) bool {
 		return false
 	}
 	nv := reflect.ValueOf(r.Native)
-	if !nv.Type().AssignableTo(pv.Elem().Type()) {
-		return false
+	if nv.Type().AssignableTo(pv.Elem().Type()) {
+		pv.Elem().Set(nv)
+		return true
 	}
-	pv.Elem().Set(nv)
-	return true
+	// A native record held by pointer (which costs no allocation per
+	// record) also fills a variable of the pointed-to type.
+	if nv.Kind() == reflect.Pointer && !nv.IsNil() && nv.Elem().Type().AssignableTo(pv.Elem().Type()) {
+		pv.Elem().Set(nv.Elem())
+		return true
+	}
+	return false
 }
 
 // CommittedOffset is a group's committed position in one partition as Kafka

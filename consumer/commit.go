@@ -2,10 +2,12 @@ package consumer
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/polykafka/polykafka"
 	"github.com/polykafka/polykafka/adapters/driver"
+	"github.com/polykafka/polykafka/internal/errs"
 	"github.com/polykafka/polykafka/offsetstore"
 )
 
@@ -14,8 +16,10 @@ import (
 // RunBatch mark records themselves when the handler returns nil; callers of
 // Poll call Mark. Records of partitions no longer assigned are ignored.
 //
-// Marking a record implies that every earlier record of its partition was
-// processed: mark in order.
+// With Options.Concurrency at most 1, marking a record implies that every
+// earlier record of its partition was processed: mark in order. Above 1,
+// Mark may be called in any order: a partition's commit moves only over
+// the contiguous prefix of the records Poll handed out that were marked.
 func (c *Consumer) Mark(rs ...*polykafka.Record) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -27,6 +31,13 @@ func (c *Consumer) Mark(rs ...*polykafka.Record) {
 		if ps == nil || r.Offset < ps.start.Load() {
 			continue
 		}
+		if c.s.Concurrency > 1 {
+			if tr := c.pollTracks[ps]; tr != nil && tr.finish(r.Offset) {
+				c.pollHeld--
+				c.signalPollRoom()
+			}
+			continue
+		}
 		if next := r.Offset + 1; next > ps.processed.Load() {
 			ps.processed.Store(next)
 		}
@@ -36,6 +47,13 @@ func (c *Consumer) Mark(rs ...*polykafka.Record) {
 // Commit synchronously commits the offsets of processed (marked) records.
 // It is the way to commit with CommitManual, and may be called in any mode
 // but CommitTransactional.
+//
+// A transient failure (code Unavailable: the coordinator not available or
+// moved, a request timeout, a lost connection) is retried with the same
+// offsets, up to 5 attempts within ctx, as every commit of the consumer
+// is; a refused commit (PermissionDenied, or Rebalancing while the group
+// rebalances) returns at once. If ctx's deadline passes first, the error
+// has code Unavailable and matches context.DeadlineExceeded.
 func (c *Consumer) Commit(ctx context.Context) error {
 	const op = "consumer: Commit"
 	if c.closed.Load() {
@@ -84,11 +102,14 @@ func (c *Consumer) commitProcessed(ctx context.Context, only []polykafka.TopicPa
 	if c.s.Commit == CommitTransactional {
 		return nil
 	}
-	offsets, err := c.commitLocked(ctx, only)
+	offsets, took, err := c.commitLocked(ctx, only)
 	if offsets != nil {
 		c.eachHook(func(h any) {
 			if h, ok := h.(HookCommit); ok {
 				h.OnCommit(offsets, err)
+			}
+			if h, ok := h.(HookCommitted); ok {
+				h.OnCommitted(CommitResult{Offsets: offsets, Duration: took, Err: err})
 			}
 		})
 	}
@@ -96,8 +117,9 @@ func (c *Consumer) commitProcessed(ctx context.Context, only []polykafka.TopicPa
 }
 
 // commitLocked does commitProcessed's work under commitMu and returns what
-// it tried to commit (nil if nothing), so that hooks run without the lock.
-func (c *Consumer) commitLocked(ctx context.Context, only []polykafka.TopicPartition) (map[polykafka.TopicPartition]int64, error) {
+// it tried to commit (nil if nothing) and how long the store took, so that
+// hooks run without the lock.
+func (c *Consumer) commitLocked(ctx context.Context, only []polykafka.TopicPartition) (map[polykafka.TopicPartition]int64, time.Duration, error) {
 	c.commitMu.Lock()
 	defer c.commitMu.Unlock()
 
@@ -130,7 +152,7 @@ func (c *Consumer) commitLocked(ctx context.Context, only []polykafka.TopicParti
 		}
 	}
 	if len(save) == 0 {
-		return nil, nil
+		return nil, 0, nil
 	}
 	// Lost cancels a commit in flight (see Lost).
 	// Registering the cancel and dropping partitions lost meanwhile happen
@@ -150,9 +172,14 @@ func (c *Consumer) commitLocked(ctx context.Context, only []polykafka.TopicParti
 	c.mu.Unlock()
 	if len(save) == 0 {
 		cancel()
-		return nil, nil
+		return nil, 0, nil
 	}
-	err := c.store.Save(ctx, c.group, save)
+	began := time.Now()
+	// A transient failure (Unavailable: the coordinator not available or
+	// moved, a request timeout) is retried here, the same on every backend,
+	// with the same offsets: a commit is idempotent.
+	err := c.retry(ctx, func() error { return c.store.Save(ctx, c.group, save) })
+	took := time.Since(began)
 	// Read before cancel below: only a cancel by Lost makes the commit
 	// "lost"; any other failure keeps the store's classification.
 	lost := parent.Err() == nil && ctx.Err() != nil
@@ -166,10 +193,12 @@ func (c *Consumer) commitLocked(ctx context.Context, only []polykafka.TopicParti
 		}
 	} else if lost {
 		err = polykafka.NewError(polykafka.Rebalancing, "consumer: commit", "partitions were lost while the commit was in flight", nil)
+	} else if errors.Is(parent.Err(), context.DeadlineExceeded) {
+		err = errs.Deadline("consumer: commit", "the store did not answer before the deadline", parent.Err(), err)
 	} else {
 		err = c.wrap("consumer: commit", err)
 	}
-	return offsets, err
+	return offsets, took, err
 }
 
 // commitLoop commits processed offsets every CommitInterval until ctx is

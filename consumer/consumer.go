@@ -20,6 +20,25 @@
 // partition. After a crash, a rebalance or a handler failure, records after
 // the last committed offset are delivered again.
 //
+// # Concurrency
+//
+// Options.Concurrency above 1 runs the handlers of Run and RunBatch on that
+// many goroutines; Options.Ordering keeps one partition's records
+// (ByPartition, the default), one key's records (ByKey; nil and empty keys
+// are one key per partition) or nothing (Unordered) in order. Whatever the
+// order in which handlers finish, a partition's commit moves only over its
+// contiguous processed prefix, on the periodic commit, Commit, revoke and
+// Close. A revoke waits (up to Options.CloseTimeout) for the handlers in
+// flight on the revoked partitions, then commits; a loss cancels their
+// contexts and commits nothing of them. The records held are bounded by
+// Options.MaxBufferedRecords, by pausing fetches. Workers take records in
+// batches sized by the handler's measured speed (one at a time for a slow
+// handler); a worker stuck in one call gives back the records it has not
+// started, so a slow record holds back only its own partition or key.
+// ErrorPolicy.DeadLetter
+// sends records that failed for good to a dead-letter topic (see
+// DeadLetter for the headers).
+//
 // # Errors
 //
 // Errors are *polykafka.Error values: use polykafka.Code, errors.Is with
@@ -41,9 +60,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime"
+	"log/slog"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -52,6 +70,7 @@ import (
 	"github.com/polykafka/polykafka"
 	"github.com/polykafka/polykafka/adapters/driver"
 	"github.com/polykafka/polykafka/discovery"
+	"github.com/polykafka/polykafka/internal/backoff"
 	"github.com/polykafka/polykafka/internal/errs"
 	"github.com/polykafka/polykafka/offsetstore"
 )
@@ -89,9 +108,14 @@ type Consumer struct {
 
 	commitMu sync.Mutex // serialises commits
 
-	polling   atomic.Bool  // a Run, RunBatch or Poll is in progress
-	pollMu    sync.Mutex   // held by Run, RunBatch and Poll while they work
-	runGo     atomic.Int64 // the goroutine running Run, RunBatch or Poll
+	eng        atomic.Pointer[engine]            // the engine of a Run or RunBatch with Concurrency > 1
+	userPaused map[polykafka.TopicPartition]bool // guarded by mu
+	pollTracks map[*partState]*track             // Poll with Concurrency > 1; guarded by mu
+	pollHeld   int                               // records handed out by Poll, not marked; guarded by mu
+	pollRoom   chan struct{}                     // signalled when Mark brings pollHeld to the low mark
+
+	polling   atomic.Bool // a Run, RunBatch or Poll is in progress
+	pollMu    sync.Mutex  // held by Run, RunBatch and Poll while they work
 	closed    atomic.Bool
 	closeMu   sync.Mutex
 	closeErr  error
@@ -116,7 +140,9 @@ type partState struct {
 // AwaitAssignment).
 //
 // ctx bounds New itself; if it has no deadline, Options.CloseTimeout does.
-// If no broker answers in time, New returns an Unavailable error.
+// While the cluster is unavailable (no broker reachable, a topic's leader
+// not available) New retries, with backoff, until ctx's deadline; if no
+// broker answers in time, it returns an Unavailable error.
 func New(ctx context.Context, b driver.Backend, group string, topics []string, opts *Options) (*Consumer, error) {
 	const op = "consumer: New"
 	invalid := func(msg string) error { return polykafka.NewError(polykafka.InvalidArgument, op, msg, nil) }
@@ -170,19 +196,32 @@ func open(ctx context.Context, op, group string, topics []string, opts *Options,
 		ready:      make(chan struct{}),
 		parts:      make(map[polykafka.TopicPartition]*partState),
 		assignedCh: make(chan struct{}),
+		userPaused: make(map[polykafka.TopicPartition]bool),
+		pollTracks: make(map[*partState]*track),
+		pollRoom:   make(chan struct{}, 1),
 	}
 	c.bg, c.bgCancel = context.WithCancel(context.Background())
 	c.stop, c.stopCancel = context.WithCancel(context.Background())
 
-	d, err := opener(ctx, c, driver.ConsumerConfig{
+	cfg := driver.ConsumerConfig{
 		Group:         group,
 		Topics:        c.topics,
 		Handler:       (*groupHandler)(c),
 		ReadCommitted: s.ReadCommitted,
+		GroupProtocol: driver.GroupProtocol(s.GroupProtocol),
 		Logger:        s.Logger,
+	}
+	var d driver.Consumer
+	err = untilDeadline(ctx, s.Logger, polykafka.Code, func() error {
+		var err error
+		d, err = opener(ctx, c, cfg)
+		return err
 	})
 	if err != nil {
 		c.fail(err)
+		if ctx.Err() != nil && polykafka.Code(err) == polykafka.Unavailable {
+			return nil, errs.Deadline(op, "no broker answered before the deadline", ctx.Err(), err)
+		}
 		return nil, errs.Wrap(op, err, polykafka.Code)
 	}
 	c.d = d
@@ -192,12 +231,15 @@ func open(ctx context.Context, op, group string, topics []string, opts *Options,
 	}
 
 	// The first request to the cluster: bounded here, whatever the
-	// client's own dial timeouts are.
+	// client's own dial timeouts are, and retried while the cluster is
+	// unavailable (a broker restarting, a network cut) until ctx is done.
 	var counts map[string]int32
 	err = within(ctx, func(ctx context.Context) error {
-		var err error
-		counts, err = d.PartitionCounts(ctx, c.topics)
-		return err
+		return untilDeadline(ctx, s.Logger, c.classify, func() error {
+			var err error
+			counts, err = d.PartitionCounts(ctx, c.topics)
+			return err
+		})
 	})
 	if err != nil {
 		c.fail(err)
@@ -237,6 +279,27 @@ func within(ctx context.Context, fn func(context.Context) error) error {
 		return ctx.Err()
 	}
 }
+
+// untilDeadline runs fn until it succeeds, fails with an error that
+// classify does not call Unavailable, or ctx is done (then it returns fn's
+// last error), waiting openRetry between attempts: how New waits for a
+// cluster that does not answer yet, the same on every backend.
+func untilDeadline(ctx context.Context, logger *slog.Logger, classify func(error) polykafka.ErrorCode, fn func() error) error {
+	for attempt := 1; ; attempt++ {
+		err := fn()
+		if err == nil || ctx.Err() != nil || classify(err) != polykafka.Unavailable {
+			return err
+		}
+		wait := openRetry.Delay(attempt)
+		logger.Warn("polykafka: the cluster is not available; retrying until the deadline", "attempt", attempt, "in", wait, "err", err)
+		if !backoff.Sleep(ctx, wait) {
+			return err
+		}
+	}
+}
+
+// openRetry is the backoff of untilDeadline.
+var openRetry = backoff.Schedule{Min: 100 * time.Millisecond, Max: 2 * time.Second}
 
 // closeDriver closes d in the background, bounded by timeout.
 func closeDriver(d driver.Consumer, timeout time.Duration) {
@@ -286,8 +349,16 @@ func (c *Consumer) stopWith(err error) {
 }
 
 func (c *Consumer) onGrowth(ctx context.Context, counts map[string]int32, grown []discovery.Growth) {
+	// Under KIP-848 the coordinator notices new partitions itself and
+	// assigns them incrementally: a forced rebalance would only add a
+	// round trip, so growth is only reported.
+	kip848 := c.s.GroupProtocol == GroupProtocolConsumer
 	for _, g := range grown {
-		c.s.Logger.Info("polykafka: partitions added; rebalancing", "group", c.group, "topic", g.Topic, "from", g.From, "to", g.To)
+		if kip848 {
+			c.s.Logger.Info("polykafka: partitions added; the group coordinator assigns them", "group", c.group, "topic", g.Topic, "from", g.From, "to", g.To)
+		} else {
+			c.s.Logger.Info("polykafka: partitions added; rebalancing", "group", c.group, "topic", g.Topic, "from", g.From, "to", g.To)
+		}
 		c.eachHook(func(h any) {
 			if h, ok := h.(HookPartitionsDiscovered); ok {
 				h.OnPartitionsDiscovered(g)
@@ -297,6 +368,9 @@ func (c *Consumer) onGrowth(ctx context.Context, counts map[string]int32, grown 
 	c.mu.Lock()
 	c.counts = counts
 	c.mu.Unlock()
+	if kip848 {
+		return
+	}
 	if err := c.d.Rejoin(ctx, counts); err != nil && ctx.Err() == nil {
 		c.s.Logger.Warn("polykafka: rejoin after partition growth failed", "group", c.group, "err", err)
 	}
@@ -355,6 +429,21 @@ func compareTP(a, b polykafka.TopicPartition) int {
 	return int(a.Partition - b.Partition)
 }
 
+// Buffered returns the records the member holds with Options.Concurrency
+// above 1: fetched by Run or RunBatch and not yet processed (queued for a
+// handler or in one), or handed out by Poll and not yet marked. It stays
+// within Options.MaxBufferedRecords. With Concurrency at most 1 it is 0.
+func (c *Consumer) Buffered() int {
+	if e := c.eng.Load(); e != nil {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		return e.held
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.pollHeld
+}
+
 // As exposes the backend's native client; see the adapter's package doc
 // ("# As"). It returns false for nil or an unsupported target.
 func (c *Consumer) As(target any) bool {
@@ -393,6 +482,13 @@ func (c *Consumer) pauseResume(ctx context.Context, op string, tps []polykafka.T
 			return polykafka.NewError(polykafka.InvalidArgument, op, tp.String()+" is not assigned to this member", nil)
 		}
 	}
+	for _, tp := range tps {
+		if pause {
+			c.userPaused[tp] = true
+		} else {
+			delete(c.userPaused, tp)
+		}
+	}
 	c.mu.Unlock()
 	if pause {
 		return c.wrap(op, p.Pause(ctx, tps))
@@ -403,22 +499,30 @@ func (c *Consumer) pauseResume(ctx context.Context, op string, tps []polykafka.T
 // Close stops Run, RunBatch and Poll (they return nil), waits for the
 // handler call in progress, commits processed offsets, leaves the group and
 // releases the client. It is idempotent: later calls return the first
-// call's result.
+// call's result. Close is CloseContext with context.Background().
 //
 // Each phase has its own bound, so that a handler that overruns does not
 // cost the commit its chance: waiting for the handler takes at most
 // Options.CloseTimeout, the commit and leaving the group at most 10s each
 // after that.
 //
-// Close called from inside a handler (on the goroutine running Run,
-// RunBatch or Poll) would wait for that handler to return: it fails at
-// once with an error with code InvalidArgument and closes nothing. Cancel
-// Run's context instead, and Close after Run returned.
-func (c *Consumer) Close() error {
+// Do not call Close synchronously from within a handler: it waits for the
+// handler in progress, which cannot return while it waits, so it would
+// take the whole CloseTimeout. From a handler, call CloseContext with the
+// handler's context (it fails at once), close from another goroutine
+// (go c.Close()), or cancel Run's context and Close after Run returned.
+func (c *Consumer) Close() error { return c.CloseContext(context.Background()) }
+
+// CloseContext is Close, and ctx bounds its wait for the handler call in
+// progress too (the commit and the leave have their own bounds). Given the
+// context a handler received (or one derived from it), it recognises that
+// it was called from inside a handler, which it would wait for: it fails at
+// once with an error with code InvalidArgument and closes nothing.
+func (c *Consumer) CloseContext(ctx context.Context) error {
 	const op = "consumer: Close"
-	if g := c.runGo.Load(); g != 0 && g == goid() {
+	if h, _ := ctx.Value(handlerKey{}).(*Consumer); h == c {
 		return polykafka.NewError(polykafka.InvalidArgument, op,
-			"called from inside a handler, which Close would wait for: cancel Run's context and Close after Run returns", nil)
+			"called with a handler's context, from inside the handler Close would wait for: return from the handler and Close after Run returns, or Close from another goroutine", nil)
 	}
 	c.closeMu.Lock()
 	defer c.closeMu.Unlock()
@@ -449,6 +553,8 @@ func (c *Consumer) Close() error {
 	case <-time.After(c.s.CloseTimeout):
 		errList = append(errList, polykafka.NewError(polykafka.Unavailable, op,
 			"the handler did not return within CloseTimeout ("+c.s.CloseTimeout.String()+"); committing what was processed before it", nil))
+	case <-ctx.Done():
+		errList = append(errList, errs.Deadline(op, "the handler did not return before ctx was done; committing what was processed before it", ctx.Err(), nil))
 	}
 	cctx, cancel := context.WithTimeout(context.Background(), phaseTimeout)
 	if err := c.commitProcessed(cctx, nil); err != nil {
@@ -471,42 +577,30 @@ func (c *Consumer) Close() error {
 // phaseTimeout bounds the commit and the leave of Close, each.
 const phaseTimeout = 10 * time.Second
 
-// goid returns the current goroutine's id, read from its stack header
-// ("goroutine 42 [running]:"). Called once per Run and once per Close.
-func goid() int64 {
-	var buf [64]byte
-	s := string(buf[:runtime.Stack(buf[:], false)])
-	s, _ = strings.CutPrefix(s, "goroutine ")
-	i := strings.IndexByte(s, ' ')
-	if i < 0 {
-		return 0
-	}
-	n, _ := strconv.ParseInt(s[:i], 10, 64)
-	return n
-}
+// handlerKey is the key of the value that marks the contexts given to
+// handlers: the *Consumer running them, so that CloseContext recognises a
+// call from inside a handler without knowing which goroutine runs it.
+type handlerKey struct{}
 
 // retry runs fn until it succeeds, fails with an error that is not
 // Unavailable, ctx is done, or 5 attempts (about 3s) failed. Rebalancing
 // errors are not retried: the rebalance that caused them brings a new
 // assignment.
 func (c *Consumer) retry(ctx context.Context, fn func() error) error {
-	backoff := 100 * time.Millisecond
 	var err error
-	for attempt := 0; attempt < 5; attempt++ {
+	for attempt := 1; attempt <= 5; attempt++ {
 		if err = fn(); err == nil {
 			return nil
 		}
-		if c.classify(err) != polykafka.Unavailable {
+		if c.classify(err) != polykafka.Unavailable || attempt == 5 {
 			return err
 		}
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !queryRetry.Wait(ctx, attempt) {
 			return err
-		case <-t.C:
 		}
-		backoff *= 2
 	}
 	return err
 }
+
+// queryRetry is the backoff between attempts of retry.
+var queryRetry = backoff.Schedule{Min: 100 * time.Millisecond, Max: time.Second}

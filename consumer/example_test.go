@@ -2,8 +2,10 @@ package consumer_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log"
+	"sync/atomic"
 	"time"
 
 	"github.com/polykafka/polykafka"
@@ -309,3 +311,105 @@ func ExampleConsumer_RunBatch() {
 	// offset 3: order-3
 	// offset 4: order-4
 }
+
+// ExampleConsumer_Run_concurrent runs the handler on up to 8 goroutines,
+// one key at a time in order, and sends a record that keeps failing to
+// the dead-letter topic <topic>.DLT, which the application creates.
+func ExampleConsumer_Run_concurrent() {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cluster, err := testcluster.Start()
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer cluster.Close()
+	topic := fmt.Sprintf("orders-%d", time.Now().UnixNano())
+	for _, t := range []string{topic, topic + ".DLT"} {
+		if err := cluster.CreateTopic(ctx, t, 1); err != nil {
+			log.Fatal(err)
+		}
+	}
+	backend := franz.New(polykafka.Connection{Brokers: cluster.Brokers()})
+	p, err := producer.New(ctx, backend, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer p.Close()
+	for i, v := range []string{"ok", "ok", "poison", "ok"} {
+		r := &polykafka.Record{Topic: topic, Key: []byte(fmt.Sprintf("customer-%d", i)), Value: []byte(v)}
+		if err := p.Send(ctx, r); err != nil {
+			log.Fatal(err)
+		}
+	}
+
+	// Stop once all four offsets are committed: the poison record counts
+	// as processed when its dead-letter write is acknowledged.
+	runCtx, stop := context.WithCancel(ctx)
+	tp := polykafka.TopicPartition{Topic: topic, Partition: 0}
+	committed := commitWatch(func(offsets map[polykafka.TopicPartition]int64, err error) {
+		if err == nil && offsets[tp] == 4 {
+			stop()
+		}
+	})
+	group := fmt.Sprintf("billing-%d", time.Now().UnixNano())
+	c, err := consumer.New(ctx, backend, group, []string{topic}, &consumer.Options{
+		Initial:        discovery.Earliest,
+		CommitInterval: 100 * time.Millisecond,
+		Hooks:          []any{committed},
+		Concurrency:    8,
+		Ordering:       consumer.ByKey,
+		OnError: consumer.ErrorPolicy{
+			Retry: true, MaxAttempts: 2, Backoff: 10 * time.Millisecond,
+			DeadLetter: &consumer.DeadLetter{Producer: p}, // the same producer, or one on another backend
+		},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	var handled atomic.Int32
+	err = c.Run(runCtx, func(_ context.Context, r polykafka.Record) error {
+		if string(r.Value) == "poison" {
+			return errors.New("cannot bill this order")
+		}
+		handled.Add(1)
+		return nil
+	})
+	stop()
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := c.Close(); err != nil {
+		log.Fatal(err)
+	}
+
+	// Read the dead letter back.
+	dl, err := consumer.New(ctx, backend, group+"-dlt", []string{topic + ".DLT"}, &consumer.Options{Initial: discovery.Earliest})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer dl.Close()
+	dlCtx, dlStop := context.WithCancel(ctx)
+	_ = dl.Run(dlCtx, func(_ context.Context, r polykafka.Record) error {
+		for _, h := range r.Headers {
+			switch h.Key {
+			case consumer.HeaderDLTOffset, consumer.HeaderDLTError, consumer.HeaderDLTAttempts:
+				fmt.Printf("%s: %s\n", h.Key, h.Value)
+			}
+		}
+		dlStop()
+		return nil
+	})
+	dlStop()
+	fmt.Println("handled:", handled.Load())
+
+	// Output:
+	// polykafka.dlt.offset: 2
+	// polykafka.dlt.error: cannot bill this order
+	// polykafka.dlt.attempts: 2
+	// handled: 3
+}
+
+// commitWatch is a consumer.HookCommit made of a function.
+type commitWatch func(offsets map[polykafka.TopicPartition]int64, err error)
+
+func (f commitWatch) OnCommit(offsets map[polykafka.TopicPartition]int64, err error) { f(offsets, err) }

@@ -42,6 +42,8 @@ func NewReader(ctx context.Context, b driver.Backend, name string, topics []stri
 		return nil, invalid("name is empty (it names the reader's positions in the store)")
 	case opts == nil || opts.Store == nil:
 		return nil, invalid("Options.Store is nil: a reader without a group keeps its positions in a Store (offsetstore.NewMemory, offsetstore/redis, or your own)")
+	case opts.GroupProtocol != GroupProtocolClassic:
+		return nil, invalid("Options.GroupProtocol is for New: a reader has no consumer group")
 	}
 	pr, ok := b.(driver.PartitionReader)
 	if !ok {

@@ -9,6 +9,7 @@ import (
 	"github.com/polykafka/polykafka"
 	"github.com/polykafka/polykafka/adapters/driver"
 	"github.com/polykafka/polykafka/discovery"
+	"github.com/polykafka/polykafka/internal/backoff"
 	"github.com/polykafka/polykafka/offsetstore"
 )
 
@@ -20,10 +21,7 @@ const assignTimeout = 30 * time.Second
 // Backoff of the rebalance that retries a start decision refused for a
 // transient reason: each retry rebalances the whole group, so it waits
 // longer after each consecutive failure.
-const (
-	assignRetryMin = 250 * time.Millisecond
-	assignRetryMax = 15 * time.Second
-)
+var assignRetry = backoff.Schedule{Min: 250 * time.Millisecond, Max: 15 * time.Second}
 
 // groupHandler is the Consumer as the driver sees it: a separate method set
 // so that Assigned, Revoked and Lost are not part of the Consumer's API.
@@ -39,13 +37,21 @@ func (h *groupHandler) Assigned(ctx context.Context, tps []polykafka.TopicPartit
 	select {
 	case <-c.ready:
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return nil, ctx.Err() // the generation ended before New finished: decided in the next
 	}
 	if c.newErr != nil {
 		return nil, c.newErr
 	}
 	out, err := c.assign(ctx, tps)
 	if err != nil {
+		if ctx.Err() != nil && c.bg.Err() == nil {
+			// The driver's context ended with its generation (another
+			// member joined or left): the decision is not a failure, and
+			// the next generation asks for it again.
+			c.s.Logger.Info("polykafka: start decision interrupted by a rebalance; deciding again in the next generation",
+				"group", c.group, "err", err)
+			return nil, err
+		}
 		c.assignFailed(err)
 		return nil, err
 	}
@@ -70,7 +76,7 @@ func (c *Consumer) assignFailed(err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.assignFails++
-	wait := min(assignRetryMin<<min(c.assignFails-1, 10), assignRetryMax)
+	wait := assignRetry.Delay(c.assignFails)
 	c.s.Logger.Warn("polykafka: start decision failed; rebalancing to retry", "group", c.group, "err", err, "in", wait, "attempt", c.assignFails)
 	if c.rejoinTimer != nil {
 		c.rejoinTimer.Stop()
@@ -132,6 +138,10 @@ func (c *Consumer) assign(ctx context.Context, tps []polykafka.TopicPartition) (
 		ps.processed.Store(d.Offset)
 		if old := c.parts[d.TopicPartition]; old != nil {
 			old.gone.Store(true)
+			if tr := c.pollTracks[old]; tr != nil {
+				c.pollHeld -= tr.open
+				delete(c.pollTracks, old)
+			}
 		}
 		c.parts[d.TopicPartition] = ps
 		out[d.TopicPartition] = polykafka.CommittedOffset{Offset: d.Offset, Metadata: offsetstore.EncodeMetadata(d.Baseline)}
@@ -242,14 +252,23 @@ func byPartition(m map[polykafka.TopicPartition]int64) map[int32]int64 {
 	return out
 }
 
-// Revoked implements driver.GroupHandler: it commits what was processed in
-// tps and forgets them. A failed commit loses nothing: the next owner
+// Revoked implements driver.GroupHandler: it lets HookRevoking finish
+// work on tps, commits what was processed in tps and forgets them. A failed commit loses nothing: the next owner
 // re-reads from the last commit (drivers that cannot tell a lost
 // assignment from a revoked one call Revoked, and this commit then fails).
 func (h *groupHandler) Revoked(ctx context.Context, tps []polykafka.TopicPartition) {
 	c := (*Consumer)(h)
+	if e := c.eng.Load(); e != nil {
+		// Handlers in flight on tps finish (bounded) before the commit.
+		e.drain(tps, c.s.CloseTimeout)
+	}
 	cctx, cancel := context.WithTimeout(ctx, phaseTimeout)
 	defer cancel()
+	c.eachHook(func(h any) {
+		if h, ok := h.(HookRevoking); ok {
+			h.OnPartitionsRevoking(cctx, slices.Clone(tps))
+		}
+	})
 	if err := c.commitProcessed(cctx, tps); err != nil {
 		c.s.Logger.Warn("polykafka: commit on revoke failed; the next owner re-reads from the last commit",
 			"group", c.group, "err", err)
@@ -270,7 +289,12 @@ func (h *groupHandler) Lost(ctx context.Context, tps []polykafka.TopicPartition)
 	// return: a commit that gathered these partitions must not go out in
 	// the next generation, over the new owner's commits. Cancelling (not
 	// waiting out the commit's own deadline) keeps the rebalance from
-	// waiting on a commit the user gave a long deadline.
+	// waiting on a commit the user gave a long deadline. Handlers in
+	// flight on tps have their contexts cancelled; nothing they finish is
+	// committed.
+	if e := c.eng.Load(); e != nil {
+		e.lose(tps)
+	}
 	c.forget(tps)
 	c.mu.Lock()
 	if c.saveCancel != nil {
@@ -294,8 +318,14 @@ func (c *Consumer) forget(tps []polykafka.TopicPartition) {
 		if ps := c.parts[tp]; ps != nil {
 			ps.gone.Store(true)
 			delete(c.parts, tp)
+			if tr := c.pollTracks[ps]; tr != nil {
+				c.pollHeld -= tr.open
+				delete(c.pollTracks, ps)
+			}
 		}
+		delete(c.userPaused, tp)
 	}
+	c.signalPollRoom()
 }
 
 // outOfRange applies Options.OutOfRange to partitions whose fetch position
@@ -333,6 +363,14 @@ func (c *Consumer) outOfRange(ctx context.Context, tps []polykafka.TopicPartitio
 			}
 			return c.wrap(op, err)
 		}
+		// A commit in flight holds commitMu across its Save, with the
+		// processed position it read before this decision. Moving the
+		// position only once it has returned keeps that older Save from
+		// landing after the decision's and putting the store back before
+		// the log start (which the next assignment would then decide
+		// again, at a later end of the log: records lost). A commit that
+		// starts after this reads the decided position.
+		c.commitMu.Lock()
 		for i, d := range ds {
 			st := states[i]
 			st.start.Store(d.Offset)
@@ -340,6 +378,7 @@ func (c *Consumer) outOfRange(ctx context.Context, tps []polykafka.TopicPartitio
 			seek[d.TopicPartition] = d.Offset
 			decisions = append(decisions, d)
 		}
+		c.commitMu.Unlock()
 	}
 	if len(decisions) == 0 {
 		return nil

@@ -38,6 +38,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -70,6 +71,19 @@ type Producer struct {
 	waiters   atomic.Int32
 	idleMu    sync.Mutex
 	idle      chan struct{}
+	// abandoned counts records in flight whose Send already returned
+	// because its context ended: Close does not wait for them (the
+	// backend's Close fails them), so that a record whose Send failed does
+	// not hold Close.
+	abandoned atomic.Int64
+	// lookedUp holds the records whose NotFound delivery is being looked
+	// up (see lookUp), so that each is looked up once.
+	lookedUp sync.Map
+	// retried holds the first deadline of each record produced again
+	// after a driver.EarlyFailure (see again); retrying counts them, so
+	// that a delivery looks the map up only while there are some.
+	retried  sync.Map
+	retrying atomic.Int64
 
 	closed   atomic.Bool
 	gaveUp   atomic.Bool // Close stopped waiting for deliveries
@@ -84,6 +98,11 @@ type Producer struct {
 	bgCancel context.CancelFunc
 	bgDone   chan struct{}
 	bgWG     sync.WaitGroup
+	// lookCtx bounds the lookups of records that failed with NotFound
+	// (lookUp): they outlive the start of Close, which waits for them as
+	// for any record in flight, and end when Close has flushed or gave up.
+	lookCtx    context.Context
+	lookCancel context.CancelFunc
 
 	txMu sync.Mutex
 	inTx bool
@@ -106,26 +125,23 @@ func New(ctx context.Context, b driver.Backend, opts *Options) (*Producer, error
 		return nil, ctx.Err()
 	}
 	acks := map[Acks]int{AcksAll: -1, AcksLeader: 1, AcksNone: 0}[s.Acks]
-	compression := string(s.Compression)
-	if compression == "" {
-		compression = "none"
-	}
-	idem := driver.IdempotenceOff
+	idem := s.Idempotence
 	switch {
-	case s.TransactionalID != "" || s.Idempotence == IdempotenceRequired:
-		idem = driver.IdempotenceRequired
-	case s.Idempotence == IdempotenceAuto && s.Acks == AcksAll:
-		idem = driver.IdempotenceIfSupported
+	case s.TransactionalID != "":
+		idem = IdempotenceRequired
+	case idem == IdempotenceAuto && s.Acks != AcksAll:
+		idem = IdempotenceOff
 	}
 	p := &Producer{s: s, backend: b.Name(), bgDone: make(chan struct{})}
 	d, err := b.OpenProducer(ctx, driver.ProducerConfig{
 		Acks:             acks,
 		Idempotence:      idem,
 		TransactionalID:  s.TransactionalID,
-		Compression:      compression,
+		Compression:      s.Compression,
 		ManualPartitions: s.RecordPartition,
 		Linger:           s.Linger,
 		BatchBytes:       s.BatchBytes,
+		DeliveryTimeout:  s.DeliveryTimeout,
 		Delivered:        p.deliver,
 		Logger:           s.Logger,
 	})
@@ -134,12 +150,13 @@ func New(ctx context.Context, b driver.Backend, opts *Options) (*Producer, error
 	}
 	p.d = d
 	clock.Acquire()
-	if idem == driver.IdempotenceIfSupported && !d.Idempotent() {
+	if idem == IdempotenceAuto && !d.Idempotent() {
 		s.Logger.Info("polykafka: the backend has no idempotent producer; a retried send may write a record twice",
 			"backend", b.Name())
 	}
 	bg, cancel := context.WithCancel(context.Background())
 	p.bg, p.bgCancel = bg, cancel
+	p.lookCtx, p.lookCancel = context.WithCancel(context.Background())
 	if s.DiscoveryInterval > 0 {
 		p.watcher = discovery.NewWatcher(d, nil, s.DiscoveryInterval, s.Logger, p.onGrowth)
 		go func() {
@@ -172,6 +189,27 @@ func (p *Producer) classify(err error) polykafka.ErrorCode {
 // producer, so the record path allocates nothing for it.
 func (p *Producer) deliver(r *polykafka.Record, err error, done func(*polykafka.Record, error)) {
 	if err != nil {
+		var ef *driver.EarlyFailure
+		if errors.As(err, &ef) {
+			if p.again(r, ef, done) {
+				return
+			}
+			err = ef.Err
+		}
+	}
+	if p.retrying.Load() > 0 {
+		if _, ok := p.retried.LoadAndDelete(r); ok {
+			p.retrying.Add(-1)
+		}
+	}
+	if err != nil && r != nil && p.classify(err) == polykafka.NotFound {
+		if _, again := p.lookedUp.LoadOrStore(r, struct{}{}); !again {
+			go p.lookUp(r, err, done) // still in flight: Flush and Close wait for it
+			return
+		}
+		p.lookedUp.Delete(r)
+	}
+	if err != nil {
 		if p.gaveUp.Load() && p.classify(err) == polykafka.Closed {
 			err = polykafka.NewError(polykafka.Unavailable, "producer: Close",
 				"not delivered within CloseTimeout ("+p.s.CloseTimeout.String()+"); the record may or may not have been written", err)
@@ -187,29 +225,134 @@ func (p *Producer) deliver(r *polykafka.Record, err error, done func(*polykafka.
 	p.release()
 }
 
+// again is the rule for a record its backend failed before the record's
+// delivery timeout passed (driver.EarlyFailure), the same on every
+// backend: a retryable failure (Unavailable: no leader during an outage, a
+// cut connection) is produced again after the client's backoff, until
+// the deadline of the record's first Produce (Options.DeliveryTimeout,
+// Kafka's delivery.timeout.ms); any other failure, one that would go past
+// the deadline, and any after Close gave up, is delivered. It reports
+// whether the record was taken to be produced again. A record produced
+// again may land after records sent after it, and twice if the request
+// that failed was written before its connection was cut (a new Produce is
+// a new record to the client's idempotence).
+func (p *Producer) again(r *polykafka.Record, ef *driver.EarlyFailure, done func(*polykafka.Record, error)) bool {
+	if r == nil || p.gaveUp.Load() || p.classify(ef.Err) != polykafka.Unavailable {
+		return false
+	}
+	backoff := ef.Backoff
+	if backoff <= 0 {
+		backoff = 100 * time.Millisecond
+	}
+	deadline := ef.Deadline
+	if first, loaded := p.retried.LoadOrStore(r, deadline); loaded {
+		deadline = first.(time.Time)
+	} else {
+		p.retrying.Add(1)
+	}
+	if !time.Now().Add(backoff).Before(deadline) {
+		return false // deliver forgets it
+	}
+	p.s.Logger.Debug("polykafka: producer: the backend failed a record before its delivery timeout; producing it again",
+		"topic", r.Topic, "err", ef.Err, "backoff", backoff)
+	// Still in flight: Flush and Close wait for it. After Close closed the
+	// backend, the new Produce fails it as closed.
+	time.AfterFunc(backoff, func() { p.d.Produce(context.Background(), r, done) })
+	return true
+}
+
+// lookUp is the rule for a record that failed with NotFound, the same on
+// every backend: a client's metadata may predate the topic (kafka-go's
+// cache, librdkafka's propagation wait), so the producer asks the cluster
+// (an uncached metadata request) before it reports NotFound. If the topic
+// exists, the client's metadata is refreshed and the record produced once
+// more; otherwise, or if that fails too, the record gets the error.
+//
+// A NotFound the cluster could not confirm (it did not answer: librdkafka
+// reports an unknown topic after topic.metadata.propagation.max.ms even
+// when no broker is reachable) is not NotFound: the record fails as
+// Unavailable, or, if Close gave up meanwhile, with Close's verdict.
+func (p *Producer) lookUp(r *polykafka.Record, cause error, done func(*polykafka.Record, error)) {
+	ctx, cancel := context.WithTimeout(p.lookCtx, lookupTimeout)
+	defer cancel()
+	counts, err := p.d.PartitionCounts(ctx, []string{r.Topic})
+	if err != nil && p.classify(err) != polykafka.NotFound {
+		if p.gaveUp.Load() {
+			p.finish(r, polykafka.NewError(polykafka.Unavailable, "producer: Close",
+				"not delivered within CloseTimeout ("+p.s.CloseTimeout.String()+"): the record's topic could not be looked up after a NotFound", cause), done)
+			return
+		}
+		p.finish(r, &polykafka.Error{Code: polykafka.Unavailable, Op: "producer: send",
+			Msg: "the cluster did not confirm that the topic is missing (" + strings.TrimSpace(err.Error()) + ")", Err: cause}, done)
+		return
+	}
+	if err == nil && counts[r.Topic] > 0 {
+		err = p.d.Refresh(ctx, counts)
+	}
+	if err != nil || counts[r.Topic] == 0 {
+		p.deliver(r, cause, done)
+		return
+	}
+	p.s.Logger.Debug("polykafka: producer: topic found after NotFound; producing again", "topic", r.Topic)
+	// Not bound to the lookup: Close fails it through the backend.
+	p.d.Produce(context.Background(), r, done)
+}
+
+// finish ends a looked-up record with err, as it is.
+func (p *Producer) finish(r *polykafka.Record, err error, done func(*polykafka.Record, error)) {
+	p.lookedUp.Delete(r)
+	if done != nil {
+		done(r, err)
+	} else {
+		p.logFailure(r, err)
+	}
+	p.release()
+}
+
+// lookupTimeout bounds the lookup of a topic a record failed on.
+const lookupTimeout = 10 * time.Second
+
 // release ends one in-flight record and wakes Flush and Close at zero.
 func (p *Producer) release() {
 	n := p.delivered.Add(1)
-	if p.waiters.Load() > 0 && n == p.sent.Load() {
-		p.idleMu.Lock()
-		if p.idle != nil {
-			close(p.idle)
-			p.idle = nil
-		}
-		p.idleMu.Unlock()
+	if p.waiters.Load() > 0 && n+p.abandoned.Load() >= p.sent.Load() {
+		p.wake()
 	}
+}
+
+// wake wakes the goroutines waiting in waitIdle.
+func (p *Producer) wake() {
+	p.idleMu.Lock()
+	if p.idle != nil {
+		close(p.idle)
+		p.idle = nil
+	}
+	p.idleMu.Unlock()
 }
 
 // inflight returns the number of records in flight.
 func (p *Producer) inflight() int64 { return p.sent.Load() - p.delivered.Load() }
 
+// abandon notes that the Send of a record in flight returned without
+// its delivery.
+func (p *Producer) abandon() {
+	p.abandoned.Add(1)
+	if p.waiters.Load() > 0 {
+		p.wake()
+	}
+}
+
 // waitIdle returns when no record is in flight, or ctx's error.
-func (p *Producer) waitIdle(ctx context.Context) error {
+func (p *Producer) waitIdle(ctx context.Context, skipAbandoned bool) error {
 	p.waiters.Add(1)
 	defer p.waiters.Add(-1)
 	for {
 		p.idleMu.Lock()
-		if p.delivered.Load() == p.sent.Load() {
+		left := p.sent.Load() - p.delivered.Load()
+		if skipAbandoned {
+			left -= p.abandoned.Load()
+		}
+		if left <= 0 {
 			p.idleMu.Unlock()
 			return nil
 		}
@@ -252,6 +395,9 @@ func (p *Producer) check(op string, r *polykafka.Record) error {
 // cb is called.
 //
 // SendAsync blocks while the backend's buffer is full, until ctx is done.
+// During an outage records stay buffered and are retried until
+// Options.DeliveryTimeout, when they fail with code Unavailable, which
+// frees room: a cut shorter than the timeout fails nothing.
 func (p *Producer) SendAsync(ctx context.Context, r *polykafka.Record, cb func(*polykafka.Record, error)) {
 	p.sendAsync(ctx, "producer: SendAsync", r, cb)
 }
@@ -274,6 +420,9 @@ func (p *Producer) sendAsync(ctx context.Context, op string, r *polykafka.Record
 		// Stamped here, the same way for every backend, from a clock that
 		// costs an atomic load instead of a clock read per record.
 		r.Timestamp = clock.Now()
+	}
+	if len(p.s.Hooks) > 0 {
+		cb = p.onSend(ctx, r, cb)
 	}
 	p.d.Produce(ctx, r, cb)
 }
@@ -353,7 +502,13 @@ func (p *Producer) Send(ctx context.Context, r *polykafka.Record) error {
 	// do not modify them until the record is sent.
 	cp := *r
 	ch := make(chan error, 1)
-	p.sendAsync(ctx, op, &cp, func(_ *polykafka.Record, err error) { ch <- err })
+	var state atomic.Int32 // sendWaiting, sendDelivered or sendAbandoned
+	p.sendAsync(ctx, op, &cp, func(_ *polykafka.Record, err error) {
+		if !state.CompareAndSwap(sendWaiting, sendDelivered) {
+			p.abandoned.Add(-1)
+		}
+		ch <- err
+	})
 	select {
 	case err := <-ch:
 		if err == nil {
@@ -368,9 +523,20 @@ func (p *Producer) Send(ctx context.Context, r *polykafka.Record) error {
 		}
 		return err
 	case <-ctx.Done():
+		if state.CompareAndSwap(sendWaiting, sendAbandoned) {
+			p.abandon()
+		}
 		return errs.Deadline(op, "not acknowledged before the deadline", ctx.Err(), nil)
 	}
 }
+
+// The states of a Send's record: waited for, delivered, or abandoned by
+// a Send whose context ended first.
+const (
+	sendWaiting int32 = iota
+	sendDelivered
+	sendAbandoned
+)
 
 // Flush waits until the callback of every record sent before the call has
 // run (and of any sent meanwhile), or ctx is done.
@@ -379,17 +545,19 @@ func (p *Producer) Flush(ctx context.Context) error {
 	if p.closed.Load() {
 		return polykafka.NewError(polykafka.Closed, op, "", nil)
 	}
-	return p.flush(ctx, op)
+	return p.flush(ctx, op, false)
 }
 
-func (p *Producer) flush(ctx context.Context, op string) error {
+// With skipAbandoned (Close) it does not wait for records whose Send
+// already returned.
+func (p *Producer) flush(ctx context.Context, op string, skipAbandoned bool) error {
 	if p.inflight() == 0 {
 		return nil
 	}
 	fctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() { _ = p.d.Flush(fctx) }() // sends now; the wait is ours
-	if err := p.waitIdle(ctx); err != nil {
+	if err := p.waitIdle(ctx, skipAbandoned); err != nil {
 		return errs.Deadline(op, strconv.FormatInt(p.inflight(), 10)+" record(s) not yet acknowledged", err, nil)
 	}
 	return nil
@@ -426,10 +594,11 @@ func (p *Producer) Close() error {
 
 	var errList []error
 	ctx, cancel := context.WithTimeout(context.Background(), p.s.CloseTimeout)
-	if err := p.flush(ctx, op); err != nil {
+	if err := p.flush(ctx, op, true); err != nil {
 		errList = append(errList, err)
 		p.gaveUp.Store(true)
 	}
+	p.lookCancel()
 	cancel()
 	p.txMu.Lock()
 	if p.inTx {
@@ -454,7 +623,7 @@ func (p *Producer) Close() error {
 	case <-ctx.Done():
 		errList = append(errList, errs.Deadline(op, "the backend did not close", ctx.Err(), nil))
 	}
-	if err := p.waitIdle(ctx); err != nil {
+	if err := p.waitIdle(ctx, false); err != nil {
 		errList = append(errList, polykafka.NewError(polykafka.Unknown, op,
 			strconv.FormatInt(p.inflight(), 10)+" callback(s) never ran: the backend lost them (a bug in the adapter), or a callback calls Close", nil))
 	}

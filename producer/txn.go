@@ -104,7 +104,7 @@ func (p *Producer) endTransaction(ctx context.Context, op string, commit bool) e
 	if !p.inTx {
 		return polykafka.NewError(polykafka.InvalidArgument, op, "no transaction is open", nil)
 	}
-	if err := p.flush(ctx, op); err != nil {
+	if err := p.flush(ctx, op, false); err != nil {
 		return err
 	}
 	err = t.EndTransaction(ctx, commit)

@@ -4,6 +4,7 @@ package confluent
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
@@ -62,29 +63,15 @@ func (b *Backend) baseConfig(op string) (kafka.ConfigMap, error) {
 		m["bootstrap.servers"] = strings.Join(b.conn.Brokers, ",")
 	}
 	proto := "plaintext"
-	if t := b.conn.TLS; t != nil {
+	if t := b.conn.TLS; t != nil || len(b.conn.RootCAsPEM) > 0 {
 		proto = "ssl"
-		if t.InsecureSkipVerify {
-			m["enable.ssl.certificate.verification"] = false
-		}
-		if len(t.Certificates) > 0 {
-			crt := t.Certificates[0]
-			var chain []byte
-			for _, der := range crt.Certificate {
-				chain = append(chain, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})...)
+		if t != nil {
+			if err := b.tlsConfig(op, t, m); err != nil {
+				return nil, err
 			}
-			key, err := x509.MarshalPKCS8PrivateKey(crt.PrivateKey)
-			if err != nil {
-				return nil, polykafka.NewError(polykafka.InvalidArgument, op, "Connection.TLS.Certificates[0]: the private key cannot be given to librdkafka", err)
-			}
-			m["ssl.certificate.pem"] = string(chain)
-			m["ssl.key.pem"] = string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: key}))
 		}
-		if t.RootCAs != nil && !hasAny(b.cfg, "ssl.ca.location", "ssl.ca.pem", "ssl.ca.certificate.stores") {
-			// An x509.CertPool cannot be read back, so librdkafka cannot
-			// be given its certificates.
-			return nil, polykafka.NewError(polykafka.InvalidArgument, op,
-				"Connection.TLS.RootCAs cannot be passed to librdkafka: set ssl.ca.pem or ssl.ca.location in the native ConfigMap", nil)
+		if len(b.conn.RootCAsPEM) > 0 {
+			m["ssl.ca.pem"] = string(b.conn.RootCAsPEM)
 		}
 	}
 	if s := b.conn.SASL; s != nil {
@@ -102,6 +89,44 @@ func (b *Backend) baseConfig(op string) (kafka.ConfigMap, error) {
 		m[k] = v
 	}
 	return m, nil
+}
+
+// tlsConfig sets in m the librdkafka properties of what t says, and fails
+// with code Unimplemented, naming the field, for what librdkafka cannot
+// be given.
+func (b *Backend) tlsConfig(op string, t *tls.Config, m kafka.ConfigMap) error {
+	unimplemented := func(field, why string) error {
+		return polykafka.NewError(polykafka.Unimplemented, op, "Connection.TLS."+field+": "+why, nil)
+	}
+	switch {
+	case t.RootCAs != nil && !hasAny(b.cfg, "ssl.ca.location", "ssl.ca.pem", "ssl.ca.certificate.stores"):
+		// An x509.CertPool cannot be read back.
+		return unimplemented("RootCAs", "librdkafka cannot be given an x509.CertPool; "+
+			"give the CA certificates as PEM in Connection.RootCAsPEM (every backend takes it), or set ssl.ca.pem or ssl.ca.location in the native ConfigMap")
+	case t.ServerName != "":
+		return unimplemented("ServerName", "librdkafka verifies each broker's own host name and has no override")
+	case t.VerifyPeerCertificate != nil || t.VerifyConnection != nil:
+		return unimplemented("VerifyPeerCertificate and VerifyConnection", "librdkafka cannot call Go to verify a certificate")
+	case t.GetClientCertificate != nil:
+		return unimplemented("GetClientCertificate", "librdkafka cannot call Go for a certificate; give it in Certificates")
+	}
+	if t.InsecureSkipVerify {
+		m["enable.ssl.certificate.verification"] = false
+	}
+	if len(t.Certificates) > 0 {
+		crt := t.Certificates[0]
+		var chain []byte
+		for _, der := range crt.Certificate {
+			chain = append(chain, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})...)
+		}
+		key, err := x509.MarshalPKCS8PrivateKey(crt.PrivateKey)
+		if err != nil {
+			return polykafka.NewError(polykafka.InvalidArgument, op, "Connection.TLS.Certificates[0]: the private key cannot be given to librdkafka", err)
+		}
+		m["ssl.certificate.pem"] = string(chain)
+		m["ssl.key.pem"] = string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: key}))
+	}
+	return nil
 }
 
 func hasAny(m kafka.ConfigMap, keys ...string) bool {

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,16 +30,13 @@ const pollSlice = 50 * time.Millisecond
 // Fetch, as they do with librdkafka when the application does not poll).
 const idleBuffer = 10000
 
-// closeQuiet is how long Close polls after unsubscribing, and after the
-// last rebalance event since, before it closes the client.
-const closeQuiet = 200 * time.Millisecond
-
 type consumer struct {
+	cluster
 	kc       *kafka.Consumer
-	adm      *kafka.AdminClient
 	h        driver.GroupHandler
 	group    string
 	topics   []string
+	stable   bool // Committed asks for stable offsets (ReadCommitted, KIP-447)
 	log      *slog.Logger
 	logsDone <-chan struct{}
 
@@ -57,21 +56,31 @@ type consumer struct {
 	pending    error                              // an error of the rebalance callback, for the next Fetch
 	buffered   []polykafka.Record                 // polled by the idle poller, for the next Fetch
 	starts     map[polykafka.TopicPartition]int64 // the offsets Assign started active partitions at
+	// inClose is set just before kafka.Consumer.Close and lateRebalances
+	// counts rebalance events run from inside it: settle's job is that
+	// there are none (librdkafka#4884).
+	inClose        bool
+	lateRebalances int
 
 	lastFetch atomic.Int64  // UnixNano of the end of the last Fetch poll
 	stopIdle  chan struct{} // closed by Close: the idle poller stops
 	idleDone  chan struct{} // closed when the idle poller has stopped
+
+	// kip848: group.protocol=consumer. Rebalances are incremental: the
+	// callback gets only the partitions added or taken, and answers with
+	// IncrementalAssign / IncrementalUnassign.
+	kip848 bool
+
+	// failed (KIP-848, guarded by pollMu): partitions whose Assigned
+	// failed. They are assigned to librdkafka paused (the binding would
+	// otherwise assign them itself), and Rejoin decides them again.
+	failed map[polykafka.TopicPartition]bool
 
 	rejoin     atomic.Bool // Rejoin asked for a resubscription
 	pauseMu    sync.Mutex
 	paused     map[polykafka.TopicPartition]bool // through Pause, for reassign
 	inCallback atomic.Bool                       // the rebalance callback is running (with pollMu held)
 	closing    atomic.Bool
-
-	// life is read-locked around every call into the client made outside
-	// pollMu, and write-locked by Close before the client is destroyed.
-	life   sync.RWMutex
-	closed bool // guarded by life
 }
 
 var (
@@ -99,18 +108,41 @@ func (b *Backend) consumerConfig(cfg driver.ConsumerConfig) (kafka.ConfigMap, er
 		"enable.auto.offset.store": false,
 		// Every assigned partition gets an explicit offset; a fetch out of
 		// range is an error for the portable layer, never a reset.
-		"auto.offset.reset":             "error",
-		"partition.assignment.strategy": "range",
-		"isolation.level":               iso,
-		"enable.partition.eof":          false,
+		"auto.offset.reset":    "error",
+		"isolation.level":      iso,
+		"enable.partition.eof": false,
 		// Rebalances go through the adapter's callback, inside Poll.
 		"go.application.rebalance.enable": false,
 		"go.events.channel.enable":        false,
 	} {
 		m[k] = v
 	}
+	// A fetch in flight holds its broker connection for up to
+	// fetch.wait.max.ms (500 ms by default) when no records come:
+	// kafka.Consumer.Close waits for it, and so do the metadata requests
+	// queued behind it on that connection (PartitionCounts), which Close
+	// waits for in turn. A shorter wait keeps Close of one member near
+	// the other backends' (tens of milliseconds), for at most ten empty
+	// fetches a second per broker while idle. The application's ConfigMap
+	// may set it.
+	if _, set := m["fetch.wait.max.ms"]; !set {
+		m["fetch.wait.max.ms"] = fetchWaitMs
+	}
+	if cfg.GroupProtocol == driver.GroupProtocolConsumer {
+		// KIP-848 (early access in librdkafka 2.11): the coordinator
+		// assigns with its "range" assignor, as kgo's KIP-848 members
+		// ask for; the client-side strategy does not apply.
+		m["group.protocol"] = "consumer"
+		m["group.remote.assignor"] = "range"
+	} else {
+		m["partition.assignment.strategy"] = "range"
+	}
 	return m, nil
 }
+
+// fetchWaitMs is the consumer's default fetch.wait.max.ms: see
+// consumerConfig.
+const fetchWaitMs = 100
 
 // OpenConsumer implements driver.Backend.
 func (b *Backend) OpenConsumer(ctx context.Context, cfg driver.ConsumerConfig) (driver.Consumer, error) {
@@ -126,16 +158,20 @@ func (b *Backend) OpenConsumer(ctx context.Context, cfg driver.ConsumerConfig) (
 		return nil, opErr(polykafka.InvalidArgument, "OpenConsumer", err)
 	}
 	c := &consumer{
+		cluster:  cluster{md: kc},
 		kc:       kc,
 		h:        cfg.Handler,
 		group:    cfg.Group,
 		topics:   append([]string(nil), cfg.Topics...),
+		stable:   cfg.ReadCommitted,
 		log:      cfg.Logger,
 		active:   make(map[polykafka.TopicPartition]bool),
 		starts:   make(map[polykafka.TopicPartition]int64),
 		paused:   make(map[polykafka.TopicPartition]bool),
 		stopIdle: make(chan struct{}),
 		idleDone: make(chan struct{}),
+		kip848:   cfg.GroupProtocol == driver.GroupProtocolConsumer,
+		failed:   make(map[polykafka.TopicPartition]bool),
 	}
 	c.logsDone = startLogs(m, cfg.Logger, kc.Logs())
 	c.ctx, c.cancel = context.WithCancel(context.Background())
@@ -160,15 +196,35 @@ func (b *Backend) OpenConsumer(ctx context.Context, cfg driver.ConsumerConfig) (
 // owns the partitions.
 func (c *consumer) rebalance(kc *kafka.Consumer, ev kafka.Event) error {
 	c.rebalanced = true
+	if c.inClose {
+		c.lateRebalances++
+		c.log.Warn("polykafka: confluent: a rebalance event ran inside librdkafka's close", "event", ev.String())
+	}
 	c.inCallback.Store(true)
 	defer c.inCallback.Store(false)
 	switch e := ev.(type) {
 	case kafka.AssignedPartitions:
+		if c.closing.Load() && !c.kip848 {
+			// Close has unsubscribed: an assignment applied now came
+			// from an event queued before the unsubscription's
+			// revocation, and no revocation follows it, so Close would
+			// wait for it to go until its deadline. Apply none (the
+			// binding would apply e.Partitions if the callback did not
+			// assign) and own nothing.
+			if err := kc.Assign(nil); err != nil {
+				c.pending = errors.Join(c.pending, describe("assign", err))
+			}
+			return nil
+		}
 		tps := make([]polykafka.TopicPartition, len(e.Partitions))
 		for i, p := range e.Partitions {
 			tps[i] = topicPartition(p)
 		}
-		c.owned = tps
+		if c.kip848 {
+			c.owned = append(c.owned, tps...)
+		} else {
+			c.owned = tps
+		}
 		offs, err := c.h.Assigned(c.ctx, tps)
 		// Assign is called whatever happens: if the callback does not
 		// assign, the binding assigns e.Partitions itself, at librdkafka's
@@ -189,6 +245,10 @@ func (c *consumer) rebalance(kc *kafka.Consumer, ev kafka.Event) error {
 				c.starts[tp] = o.Offset
 			}
 		}
+		if c.kip848 {
+			c.assignIncremental(kc, tps, assign, err != nil)
+			return nil
+		}
 		if err := kc.Assign(assign); err != nil {
 			for _, tp := range tps {
 				delete(c.active, tp)
@@ -196,6 +256,10 @@ func (c *consumer) rebalance(kc *kafka.Consumer, ev kafka.Event) error {
 			c.pending = errors.Join(c.pending, describe("assign", err))
 		}
 	case kafka.RevokedPartitions:
+		if c.kip848 {
+			c.revokeIncremental(kc, e.Partitions)
+			return nil
+		}
 		tps := make([]polykafka.TopicPartition, len(e.Partitions))
 		for i, p := range e.Partitions {
 			tps[i] = topicPartition(p)
@@ -218,6 +282,103 @@ func (c *consumer) rebalance(kc *kafka.Consumer, ev kafka.Event) error {
 		}
 	}
 	return nil
+}
+
+// assignIncremental (KIP-848) adds the decided partitions (assign) to the
+// assignment. When Assigned failed, the partitions are added paused and
+// recorded in failed instead: the coordinator does not assign them again
+// while the member keeps them, so Rejoin decides them again
+// (retryFailed).
+func (c *consumer) assignIncremental(kc *kafka.Consumer, tps []polykafka.TopicPartition, assign []kafka.TopicPartition, failed bool) {
+	if failed {
+		assign = assign[:0]
+		for _, tp := range tps {
+			c.failed[tp] = true
+			assign = append(assign, nativeTP(tp, kafka.OffsetBeginning))
+		}
+	}
+	err := kc.IncrementalAssign(assign)
+	if err == nil && failed {
+		err = kc.Pause(assign)
+	}
+	if err != nil {
+		for _, tp := range tps {
+			delete(c.active, tp)
+		}
+		c.pending = errors.Join(c.pending, describe("assign", err))
+	}
+}
+
+// retryFailed (KIP-848) asks the portable layer again where the partitions
+// whose Assigned failed start, and restarts those it decided there. Called
+// with pollMu held, so that it never runs with a rebalance callback.
+func (c *consumer) retryFailed() {
+	tps := make([]polykafka.TopicPartition, 0, len(c.failed))
+	for tp := range c.failed {
+		tps = append(tps, tp)
+	}
+	if len(tps) == 0 {
+		return
+	}
+	offs, err := c.h.Assigned(c.ctx, tps)
+	if err != nil {
+		return // the portable layer calls Rejoin again when it wants to
+	}
+	start := make(map[polykafka.TopicPartition]int64, len(offs))
+	for _, tp := range tps {
+		if o, ok := offs[tp]; ok {
+			start[tp] = o.Offset
+			delete(c.failed, tp)
+			c.active[tp] = true
+		}
+	}
+	err = c.reassignIncremental(start)
+	if err == nil {
+		err = c.kc.Resume(nativeTPs(slices.Collect(maps.Keys(start))))
+	}
+	if err != nil {
+		c.pending = errors.Join(c.pending, describe("assign", err))
+	}
+}
+
+// revokeIncremental (KIP-848) runs Revoked or Lost for the partitions taken
+// from the member and unassigns only them: the others keep being fetched.
+func (c *consumer) revokeIncremental(kc *kafka.Consumer, parts []kafka.TopicPartition) {
+	tps := make([]polykafka.TopicPartition, len(parts))
+	gone := make(map[polykafka.TopicPartition]bool, len(parts))
+	// Only partitions with a decision were assigned to librdkafka
+	// (IncrementalAssign); unassigning another one is an error.
+	var assigned []kafka.TopicPartition
+	for i, p := range parts {
+		tps[i] = topicPartition(p)
+		gone[tps[i]] = true
+		if c.active[tps[i]] || c.failed[tps[i]] {
+			assigned = append(assigned, p)
+		}
+		delete(c.active, tps[i])
+		delete(c.failed, tps[i])
+	}
+	if kc.AssignmentLost() {
+		c.h.Lost(c.ctx, tps)
+	} else {
+		c.h.Revoked(c.ctx, tps)
+	}
+	for _, tp := range tps {
+		delete(c.starts, tp)
+	}
+	c.pauseMu.Lock()
+	for _, tp := range tps {
+		delete(c.paused, tp) // a partition assigned again starts unpaused
+	}
+	c.pauseMu.Unlock()
+	c.buffered = c.dropInactive(c.buffered)
+	c.owned = slices.DeleteFunc(c.owned, func(tp polykafka.TopicPartition) bool { return gone[tp] })
+	if len(assigned) == 0 {
+		return
+	}
+	if err := kc.IncrementalUnassign(assigned); err != nil {
+		c.pending = errors.Join(c.pending, describe("unassign", err))
+	}
 }
 
 // Fetch implements driver.Consumer. It first hands out what the idle
@@ -295,9 +456,10 @@ func (c *consumer) event(ctx context.Context, ev kafka.Event, out []polykafka.Re
 			return out, append(errs, &driver.PartitionError{TopicPartition: tp, Err: e.TopicPartition.Error})
 		}
 		if c.active[tp] { // else not (or no longer) assigned with a decision here
-			out = append(out, record(e, tp))
+			out = appendRecord(out, e, tp)
 		}
 	case kafka.Error:
+		c.auth.note(e)
 		if e.Code() == kafka.ErrAutoOffsetReset {
 			return out, append(errs, c.outOfRange(ctx, e))
 		}
@@ -453,30 +615,44 @@ func groupByPartition(rs []polykafka.Record) []polykafka.Record {
 	return out
 }
 
-func record(m *kafka.Message, tp polykafka.TopicPartition) polykafka.Record {
-	r := polykafka.Record{
-		Topic:     tp.Topic,
-		Partition: tp.Partition,
-		Offset:    int64(m.TopicPartition.Offset),
-		Key:       m.Key,
-		Value:     m.Value,
-		Timestamp: m.Timestamp,
-		Native:    m,
-	}
+// appendRecord appends m (of partition tp) converted to rs. rs is usually
+// a reused buffer: the record is written in place one field at a time,
+// every field (appending a Record value costs a bulk write barrier per
+// record while the GC runs; the root package's Record field test fails
+// when Record gains a field this must set).
+func appendRecord(rs []polykafka.Record, m *kafka.Message, tp polykafka.TopicPartition) []polykafka.Record {
+	rs = slices.Grow(rs, 1)
+	rs = rs[:len(rs)+1]
+	r := &rs[len(rs)-1]
+	r.Topic = tp.Topic
+	r.Partition = tp.Partition
+	r.Offset = int64(m.TopicPartition.Offset)
+	r.Key = m.Key
+	r.Value = m.Value
+	r.Headers = nil
 	if len(m.Headers) > 0 {
 		r.Headers = make([]polykafka.Header, len(m.Headers))
 		for i, h := range m.Headers {
 			r.Headers[i] = polykafka.Header{Key: h.Key, Value: h.Value}
 		}
 	}
-	return r
+	r.Timestamp = m.Timestamp
+	r.Native = m
+	return rs
 }
 
 // resubscribe makes the group rebalance: librdkafka has no forced rejoin
 // and an eager member that rejoins with unchanged metadata gets the current
 // generation back, so the member leaves (Unsubscribe: revoke, LeaveGroup)
 // and joins again as a new member. Called with pollMu held.
+//
+// Under KIP-848 nothing is resubscribed: Rejoin is called only to decide
+// again the partitions whose Assigned failed, which retryFailed does.
 func (c *consumer) resubscribe() {
+	if c.kip848 {
+		c.retryFailed()
+		return
+	}
 	err := c.kc.Unsubscribe()
 	if err == nil {
 		err = c.kc.SubscribeTopics(c.topics, c.rebalance)
@@ -505,50 +681,13 @@ func (c *consumer) Rejoin(context.Context, map[string]int32) error {
 	return nil
 }
 
-// call runs f, a call into the client, unless the consumer is closed. If
-// ctx can end, f runs on its own goroutine and call returns ctx's error
-// when ctx ends first; f then finishes on its own (every f is bounded by a
-// librdkafka timeout) and Close waits for it before destroying the client.
-func (c *consumer) call(ctx context.Context, f func() error) error {
-	c.life.RLock()
-	if c.closed {
-		c.life.RUnlock()
-		return errClosed
-	}
-	if ctx.Done() == nil {
-		defer c.life.RUnlock()
-		return f()
-	}
-	if err := ctx.Err(); err != nil {
-		c.life.RUnlock()
-		return err
-	}
-	done := make(chan error, 1)
-	go func() {
-		defer c.life.RUnlock()
-		done <- f()
-	}()
-	select {
-	case err := <-done:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
 // Commit implements driver.Consumer with CommitOffsets, which is
 // synchronous and carries each offset's metadata.
 func (c *consumer) Commit(ctx context.Context, offsets map[polykafka.TopicPartition]polykafka.CommittedOffset) error {
 	if len(offsets) == 0 {
 		return nil
 	}
-	tps := make([]kafka.TopicPartition, 0, len(offsets))
-	for tp, o := range offsets {
-		ktp := nativeTP(tp, kafka.Offset(o.Offset))
-		md := o.Metadata
-		ktp.Metadata = &md
-		tps = append(tps, ktp)
-	}
+	tps := nativeOffsets(offsets)
 	return c.call(ctx, func() error {
 		res, err := c.kc.CommitOffsets(tps)
 		if err != nil {
@@ -567,182 +706,7 @@ func (c *consumer) Commit(ctx context.Context, offsets map[polykafka.TopicPartit
 // Committed implements driver.Consumer with the admin API's
 // ListConsumerGroupOffsets (all partitions of the group, with metadata).
 func (c *consumer) Committed(ctx context.Context, topics []string) (map[polykafka.TopicPartition]polykafka.CommittedOffset, error) {
-	var out map[polykafka.TopicPartition]polykafka.CommittedOffset
-	err := c.call(ctx, func() (err error) {
-		out, err = committed(ctx, c.adm, c.group, topics)
-		return err
-	})
-	if err != nil {
-		return nil, err // out may still be written by a call that outlived ctx
-	}
-	return out, nil
-}
-
-// committed lists group's committed offsets, with their metadata, of the
-// partitions of topics that have one, with one ListConsumerGroupOffsets.
-func committed(ctx context.Context, adm *kafka.AdminClient, group string, topics []string) (map[polykafka.TopicPartition]polykafka.CommittedOffset, error) {
-	want := make(map[string]bool, len(topics))
-	for _, t := range topics {
-		want[t] = true
-	}
-	out := make(map[polykafka.TopicPartition]polykafka.CommittedOffset)
-	tctx, cancel := context.WithTimeout(ctx, maxCallTimeout)
-	defer cancel()
-	res, err := adm.ListConsumerGroupOffsets(tctx, []kafka.ConsumerGroupTopicPartitions{{Group: group}})
-	if err != nil {
-		return nil, err
-	}
-	for _, g := range res.ConsumerGroupsTopicPartitions {
-		for _, p := range g.Partitions {
-			tp := topicPartition(p)
-			if !want[tp.Topic] {
-				continue
-			}
-			if p.Error != nil {
-				return nil, &driver.PartitionError{TopicPartition: tp, Err: p.Error}
-			}
-			if p.Offset < 0 {
-				continue
-			}
-			var md string
-			if p.Metadata != nil {
-				md = *p.Metadata
-			}
-			out[tp] = polykafka.CommittedOffset{Offset: int64(p.Offset), Metadata: md}
-		}
-	}
-	return out, nil
-}
-
-// ListOffsets implements driver.Consumer with the admin API's ListOffsets:
-// one call for every partition.
-func (c *consumer) ListOffsets(ctx context.Context, tps []polykafka.TopicPartition, at int64) (map[polykafka.TopicPartition]int64, error) {
-	var out map[polykafka.TopicPartition]int64
-	err := c.call(ctx, func() (err error) {
-		out, err = listOffsets(ctx, c.adm, c.kc, tps, at)
-		return err
-	})
-	if err != nil {
-		return nil, err // out may still be written by a call that outlived ctx
-	}
-	return out, nil
-}
-
-// listOffsets resolves at for each of tps with one admin ListOffsets
-// call, after a metadata request through md (see below).
-func listOffsets(ctx context.Context, adm *kafka.AdminClient, md metadataClient, tps []polykafka.TopicPartition, at int64) (map[polykafka.TopicPartition]int64, error) {
-	var spec kafka.OffsetSpec
-	switch {
-	case at == polykafka.OffsetEarliest:
-		spec = kafka.EarliestOffsetSpec
-	case at == polykafka.OffsetLatest:
-		spec = kafka.LatestOffsetSpec
-	case at >= 0:
-		spec = kafka.NewOffsetSpecForTimestamp(at)
-	default:
-		return nil, polykafka.NewError(polykafka.InvalidArgument, "confluent: ListOffsets", fmt.Sprintf("at %d is neither a special offset nor a timestamp", at), nil)
-	}
-	out := make(map[polykafka.TopicPartition]int64, len(tps))
-	if len(tps) == 0 {
-		return out, nil
-	}
-	req := make(map[kafka.TopicPartition]kafka.OffsetSpec, len(tps))
-	for _, tp := range tps {
-		req[nativeTP(tp, 0)] = spec
-	}
-	var topics []string
-	seen := make(map[string]bool)
-	for _, tp := range tps {
-		if !seen[tp.Topic] {
-			seen[tp.Topic] = true
-			topics = append(topics, tp.Topic)
-		}
-	}
-	// librdkafka finds the partitions' leaders in its metadata cache and
-	// fails ("No leaders found") for partitions the cache does not show
-	// yet, such as partitions just added: a metadata request for the
-	// topics updates the cache first.
-	if _, err := partitionCounts(ctx, md, topics); err != nil {
-		return nil, err
-	}
-	tctx, cancel := context.WithTimeout(ctx, maxCallTimeout)
-	defer cancel()
-	res, err := adm.ListOffsets(tctx, req)
-	if err != nil {
-		return nil, err
-	}
-	for ktp, info := range res.ResultInfos {
-		tp := topicPartition(ktp)
-		if info.Error.Code() != kafka.ErrNoError {
-			return nil, &driver.PartitionError{TopicPartition: tp, Err: info.Error}
-		}
-		out[tp] = int64(info.Offset)
-	}
-	for _, tp := range tps {
-		if _, ok := out[tp]; !ok {
-			return nil, &driver.PartitionError{TopicPartition: tp, Err: kafka.NewError(kafka.ErrUnknownTopicOrPart, "no offset listed", false)}
-		}
-	}
-	return out, nil
-}
-
-// metadataTimeout bounds a metadata request made with a context that has
-// no deadline: the request cannot be cancelled, and Close waits for it.
-const metadataTimeout = 5 * time.Second
-
-// metadataClient is what partitionCounts needs of a consumer or producer.
-type metadataClient interface {
-	GetMetadata(topic *string, allTopics bool, timeoutMs int) (*kafka.Metadata, error)
-}
-
-// partitionCounts sends one metadata request per topic (librdkafka asks
-// the broker for a named topic; it never answers from its cache).
-func partitionCounts(ctx context.Context, cl metadataClient, topics []string) (map[string]int32, error) {
-	out := make(map[string]int32, len(topics))
-	for _, t := range topics {
-		// librdkafka waits out its whole timeout for a usable broker when
-		// none answers: end a tenth before ctx, so that the caller gets
-		// librdkafka's error (why no broker answered, code Unavailable)
-		// rather than a bare deadline, while its context is still live.
-		tmo := timeoutMs(ctx, metadataTimeout)
-		_, bounded := ctx.Deadline()
-		if bounded {
-			tmo = max(tmo-tmo/10, 1)
-		}
-		start := time.Now()
-		md, err := cl.GetMetadata(&t, false, tmo)
-		if err != nil {
-			err = describe(fmt.Sprintf("metadata of topic %q", t), err)
-			if bounded && time.Since(start) >= time.Duration(tmo)*time.Millisecond {
-				// librdkafka gave up when the time ctx allowed ran out.
-				return nil, &polykafka.Error{Code: polykafka.Unavailable, Op: "confluent: PartitionCounts",
-					Msg: "no broker answered before the deadline", Err: errors.Join(err, context.DeadlineExceeded)}
-			}
-			return nil, err
-		}
-		tm, ok := md.Topics[t]
-		if !ok {
-			return nil, describe(fmt.Sprintf("topic %q", t), kafka.NewError(kafka.ErrUnknownTopicOrPart, "not in metadata", false))
-		}
-		if tm.Error.Code() != kafka.ErrNoError {
-			return nil, describe(fmt.Sprintf("topic %q", t), tm.Error)
-		}
-		out[t] = int32(len(tm.Partitions))
-	}
-	return out, nil
-}
-
-// PartitionCounts implements driver.Consumer.
-func (c *consumer) PartitionCounts(ctx context.Context, topics []string) (map[string]int32, error) {
-	var out map[string]int32
-	err := c.call(ctx, func() (err error) {
-		out, err = partitionCounts(ctx, c.kc, topics)
-		return err
-	})
-	if err != nil {
-		return nil, err // out may still be written by a call that outlived ctx
-	}
-	return out, nil
+	return c.committed(ctx, c.group, topics, c.stable)
 }
 
 // Pause implements driver.Pauser.
@@ -848,6 +812,9 @@ func (c *consumer) Seek(ctx context.Context, offsets map[polykafka.TopicPartitio
 // where they started if none was polled yet. Partitions paused through
 // Pause are paused again. Called with pollMu held.
 func (c *consumer) reassign(offsets map[polykafka.TopicPartition]int64) error {
+	if c.kip848 {
+		return c.reassignIncremental(offsets)
+	}
 	var tps []polykafka.TopicPartition
 	for tp := range c.active {
 		tps = append(tps, tp)
@@ -876,6 +843,35 @@ func (c *consumer) reassign(offsets map[polykafka.TopicPartition]int64) error {
 	var paused []polykafka.TopicPartition
 	for tp := range c.paused {
 		if c.active[tp] {
+			paused = append(paused, tp)
+		}
+	}
+	c.pauseMu.Unlock()
+	if len(paused) > 0 {
+		return c.kc.Pause(nativeTPs(paused))
+	}
+	return nil
+}
+
+// reassignIncremental (KIP-848) restarts the partitions of offsets at
+// their offset, leaving the others alone: an incremental assignment
+// cannot be replaced as a whole. Called with pollMu held.
+func (c *consumer) reassignIncremental(offsets map[polykafka.TopicPartition]int64) error {
+	parts := make([]kafka.TopicPartition, 0, len(offsets))
+	for tp, at := range offsets {
+		c.starts[tp] = at
+		parts = append(parts, nativeTP(tp, kafka.Offset(at)))
+	}
+	if err := c.kc.IncrementalUnassign(parts); err != nil {
+		return err
+	}
+	if err := c.kc.IncrementalAssign(parts); err != nil {
+		return err
+	}
+	c.pauseMu.Lock()
+	var paused []polykafka.TopicPartition
+	for tp := range offsets {
+		if c.paused[tp] {
 			paused = append(paused, tp)
 		}
 	}
@@ -918,28 +914,28 @@ func (c *consumer) Close(ctx context.Context) error {
 	<-c.idleDone
 	c.pollMu.Lock()
 	defer c.pollMu.Unlock()
+	if c.kip848 {
+		c.awaitJoined(ctx)
+	}
 	var errs []error
 	if err := c.kc.Unsubscribe(); err != nil {
 		errs = append(errs, err)
 	}
-	// Poll until the unsubscription has settled: the revocation it causes
-	// has run, and so has any rebalance event queued or in flight before
-	// it (a join that completes now is assigned, then revoked). librdkafka
-	// must not raise a rebalance event once kafka.Consumer.Close has begun:
-	// an assign called from that callback can wait forever
-	// (librdkafka#4884, #4527; the workaround there: unsubscribe, wait
-	// until nothing is assigned, then close).
-	for settled := time.Now(); ctx.Err() == nil && (len(c.owned) > 0 || time.Since(settled) < closeQuiet); {
-		c.rebalanced = false
-		c.kc.Poll(int(pollSlice.Milliseconds()))
-		if c.rebalanced {
-			settled = time.Now()
-		}
-	}
+	// Poll until nothing is assigned: the revocation the unsubscription
+	// causes has run, and so has any rebalance event queued before it (an
+	// assignment queued now is applied, then revoked). librdkafka must not
+	// raise an assignment event once kafka.Consumer.Close has begun: an
+	// assign called from that callback can wait forever (librdkafka#4884,
+	// #4527; the workaround there: unsubscribe, wait until nothing is
+	// assigned, then close). Once unsubscribed, librdkafka ignores the
+	// responses of a join in flight, so no later assignment comes, and
+	// Close does not wait for the rest of the group to settle.
+	c.settle(ctx)
 	c.life.Lock()
 	c.closed = true
 	c.life.Unlock()
 	c.adm.Close()
+	c.inClose = true
 	if err := c.kc.Close(); err != nil {
 		errs = append(errs, err)
 	}
@@ -949,6 +945,83 @@ func (c *consumer) Close(ctx context.Context) error {
 		errs = append(errs, c.pending)
 	}
 	return errors.Join(errs...)
+}
+
+// joinWait bounds how long Close of a KIP-848 member waits for its join
+// to be answered before it leaves.
+const joinWait = 2 * time.Second
+
+// awaitJoined (KIP-848) polls until the coordinator has answered the
+// member's join (its epoch is above 0), for at most joinWait or until ctx
+// is done. A member closed with its joining heartbeat unanswered leaves
+// without the coordinator knowing it, and the join then registers it
+// after the leave: it stays in the group until its session times out (a
+// New that failed on a missing topic left one behind in 4 of 15 runs).
+// Called with pollMu held.
+func (c *consumer) awaitJoined(ctx context.Context) {
+	deadline := time.Now().Add(joinWait)
+	for ctx.Err() == nil && time.Now().Before(deadline) {
+		cgmd, err := c.kc.GetConsumerGroupMetadata()
+		if err != nil {
+			return
+		}
+		if md, err := decodeGroupMetadata(cgmd); err != nil || md.Generation > 0 {
+			return
+		}
+		c.kc.Poll(int(pollSlice.Milliseconds()))
+	}
+}
+
+// closeGrace bounds how long Close still polls for the revocation after
+// its ctx is done. c.cancel has run by then, so the handler's Revoked
+// does not wait on a commit, and the revocation takes milliseconds.
+const closeGrace = 2 * time.Second
+
+// settle polls until nothing is assigned (unassigned), for as long as ctx
+// allows and then for closeGrace more. kafka.Consumer.Close must not be
+// the one to run a revocation: an unassign from the rebalance callback
+// during librdkafka's close can wait forever (librdkafka#4884), which is
+// how a Close whose ctx ran out left a goroutine behind for good. If the
+// revocation has still not come, the assignment is dropped here, outside
+// the callback, where unassigning is safe. Called with pollMu held.
+func (c *consumer) settle(ctx context.Context) {
+	for ctx.Err() == nil && !c.unassigned() {
+		c.kc.Poll(int(pollSlice.Milliseconds()))
+	}
+	if ctx.Err() == nil {
+		return
+	}
+	grace := time.Now().Add(closeGrace)
+	for time.Now().Before(grace) {
+		if c.unassigned() {
+			return
+		}
+		c.kc.Poll(int(pollSlice.Milliseconds()))
+	}
+	c.log.Warn("polykafka: confluent: Close: the revocation did not come before the deadline; unassigning without it", "owned", c.owned)
+	if err := c.kc.Unassign(); err != nil {
+		c.pending = errors.Join(c.pending, describe("unassign", err))
+	}
+	c.owned = nil
+	for ev := c.kc.Poll(0); ev != nil; ev = c.kc.Poll(0) {
+	}
+}
+
+// unassigned reports whether, after Unsubscribe, the member holds no
+// partitions and no rebalance event is queued. Called with pollMu held.
+func (c *consumer) unassigned() bool {
+	if len(c.owned) > 0 {
+		return false
+	}
+	if as, err := c.kc.Assignment(); err != nil || len(as) > 0 {
+		return false
+	}
+	// A rebalance event queued before the unsubscription is applied now
+	// (the callback runs inside Poll).
+	c.rebalanced = false
+	for ev := c.kc.Poll(0); ev != nil; ev = c.kc.Poll(0) {
+	}
+	return !c.rebalanced && len(c.owned) == 0
 }
 
 // As implements driver.Consumer.
@@ -967,6 +1040,3 @@ func (c *consumer) As(target any) bool {
 	}
 	return false
 }
-
-// ErrorCode implements driver.Consumer.
-func (*consumer) ErrorCode(err error) polykafka.ErrorCode { return errorCode(err) }

@@ -25,12 +25,22 @@
 // librdkafka properties. From the Connection the adapter sets
 // bootstrap.servers, client.id ("polykafka" by default),
 // security.protocol, sasl.mechanisms / sasl.username / sasl.password, and
-// for TLS enable.ssl.certificate.verification (InsecureSkipVerify) and
-// ssl.certificate.pem / ssl.key.pem (the first of TLS.Certificates). An
-// x509.CertPool cannot be read back, so a Connection with TLS.RootCAs
-// needs ssl.ca.pem or ssl.ca.location in the ConfigMap (OpenConsumer and
-// OpenProducer fail with InvalidArgument otherwise); with no RootCAs
-// librdkafka uses the system's CAs. The ConfigMap wins over all of these.
+// for TLS ssl.ca.pem (RootCAsPEM), enable.ssl.certificate.verification
+// (TLS.InsecureSkipVerify) and ssl.certificate.pem / ssl.key.pem (the
+// first of TLS.Certificates). An x509.CertPool cannot be read back, so a
+// Connection with TLS.RootCAs needs RootCAsPEM instead, or ssl.ca.pem or
+// ssl.ca.location in the ConfigMap; TLS.ServerName, the
+// VerifyPeerCertificate and VerifyConnection callbacks and
+// GetClientCertificate have no librdkafka equivalent either: OpenConsumer
+// and OpenProducer fail with Unimplemented, naming the field. With neither
+// RootCAsPEM nor RootCAs librdkafka uses the system's CAs. The ConfigMap
+// wins over all of these.
+//
+// librdkafka reports a failed authentication as an error event and keeps
+// reconnecting: a call waiting on the client (a metadata request, the
+// admin API) fails with that error (PermissionDenied) as soon as it is
+// reported, and a record that times out while authentication fails gets
+// that error, followed by the timeout.
 //
 // The adapter also sets go.logs.channel.enable=true and bridges
 // librdkafka's logs to the slog.Logger of the portable options (syslog
@@ -46,12 +56,16 @@
 // all polykafka backends), isolation.level (from ReadCommitted),
 // enable.partition.eof=false, go.application.rebalance.enable=false and
 // go.events.channel.enable=false (rebalances go through the adapter's
-// callback inside Poll). Session and heartbeat timings, fetch sizes and
+// callback inside Poll). fetch.wait.max.ms defaults to 100 ms (librdkafka:
+// 500 ms) unless the ConfigMap sets it: kafka.Consumer.Close, and the
+// metadata requests queued behind a fetch on its connection, wait for the
+// fetch in flight. Session and heartbeat timings, fetch sizes and
 // everything else are yours.
 //
 // Producers: acks, enable.idempotence, transactional.id,
-// compression.type, linger.ms (at most 900 s, librdkafka's limit; with a
-// Linger of 300 s or more message.timeout.ms is raised above it),
+// compression.type, linger.ms (at most 900 s, librdkafka's limit),
+// message.timeout.ms (from DeliveryTimeout; a delivery.timeout.ms in the
+// ConfigMap wins),
 // batch.size, partitioner=murmur2_random (Kafka's Java partitioner: the
 // partition of a keyed record is [driver.KeyPartition]; a nil key goes to
 // a random partition) and go.delivery.report.fields=none come from
@@ -69,6 +83,18 @@
 // and joins as a new member, which makes the whole group rebalance. The
 // group's leader reads fresh metadata before it assigns, so it sees the
 // partitions that made a member rejoin.
+//
+// With consumer.Options.GroupProtocol set to GroupProtocolConsumer the
+// member runs KIP-848 (group.protocol=consumer, group.remote.assignor=range;
+// early access in librdkafka 2.11, which logs that it must not be used in
+// production): the rebalance callback answers with IncrementalAssign and
+// IncrementalUnassign of only the partitions that changed, nothing is
+// resubscribed, and partitions whose start decision failed stay assigned,
+// paused, until the portable layer decides them again. Under KIP-848 the
+// session timeout and heartbeat interval are the broker's
+// (group.consumer.session.timeout.ms, group.consumer.heartbeat.interval.ms),
+// not the ConfigMap's. The whole conformance suite passes
+// on the in-process broker; it was not run against a real Kafka 4 broker.
 //
 // librdkafka runs rebalance callbacks only inside Poll. Fetch polls; while
 // nobody fetches, the adapter polls in the background (so that the member
@@ -152,8 +178,9 @@
 //   - A reader's kafka.Consumer has a group.id (see "Reading without a
 //     group"): librdkafka looks up that group's coordinator, which is
 //     harmless, and the group stays empty.
-//   - Close unsubscribes and polls until no rebalance event came for
-//     200 ms before it closes librdkafka: an assign called from a
-//     rebalance callback raised during kafka.Consumer.Close can wait
-//     forever (librdkafka#4884).
+//   - Close unsubscribes and polls until nothing is assigned and no
+//     rebalance event is queued before it closes librdkafka: an assign
+//     called from a rebalance callback raised during kafka.Consumer.Close
+//     can wait forever (librdkafka#4884). It does not wait for the rest of
+//     the group to settle.
 package confluent

@@ -27,10 +27,12 @@ const flushSlice = 20 * time.Millisecond
 // values are cut to it.
 const maxLinger = 900 * time.Second
 
-// defaultMessageTimeout is librdkafka's default message.timeout.ms.
-const defaultMessageTimeout = 300 * time.Second
+// unknownTopicWait is how long librdkafka holds records of a topic it does
+// not find before failing them (topic.metadata.propagation.max.ms).
+const unknownTopicWait = time.Second
 
 type producer struct {
+	cluster    // its life guards every call into the client
 	kp         *kafka.Producer
 	delivered  func(*polykafka.Record, error, func(*polykafka.Record, error))
 	idempotent bool
@@ -39,12 +41,9 @@ type producer struct {
 	logsDone   <-chan struct{}
 	drained    chan struct{} // closed when the delivery-report loop has ended
 
-	// life is read-locked around every call into the client, and
-	// write-locked by Close before the client is destroyed.
-	life   sync.RWMutex
-	closed bool // guarded by life
-
-	inflight  pendingList   // handed to librdkafka, not yet reported
+	inflight  pendingList // handed to librdkafka, not yet reported
+	smu       sync.Mutex
+	slab      []pending     // where the next pendings come from
 	space     chan struct{} // signalled by each delivery report: room in librdkafka's queue
 	closedCh  chan struct{} // closed with closed
 	reported  chan struct{} // signalled by each delivery report, for Close
@@ -58,10 +57,14 @@ type pending struct {
 	done       func(*polykafka.Record, error)
 	stamped    time.Time // the timestamp Produce gave a record that had none
 	once       atomic.Bool
-	topic      string        // msg's topic points here
-	msg        kafka.Message // what Produce hands to the binding, which copies it
-	prev, next *pending      // in pendingList
+	prev, next *pending // in pendingList
 }
+
+// pendingSlab is how many pendings are allocated at once: one allocation
+// per pendingSlab records instead of one per record. A slab is garbage once
+// none of its pendings is referenced (by the binding's Opaque or the
+// inflight list) any more; nothing is recycled by hand.
+const pendingSlab = 256
 
 // pendingList is the set of records handed to librdkafka and not yet
 // reported: an intrusive list, so that tracking a record allocates
@@ -140,29 +143,51 @@ func (b *Backend) producerConfig(cfg driver.ProducerConfig) (kafka.ConfigMap, er
 		"partitioner":               "murmur2_random",
 		"linger.ms":                 int(min(cfg.Linger, maxLinger).Milliseconds()),
 		"go.delivery.report.fields": "none",
+		// librdkafka holds records of a topic it does not find for 30 s
+		// by default before failing them: cut to about the other clients'
+		// wait (franz-go's UnknownTopicRetries, sarama's retries), so that
+		// Send to a missing topic says NotFound at the same time on every
+		// backend. The portable layer looks a topic up (an uncached
+		// metadata request) before it reports NotFound, which covers a
+		// topic still propagating.
+		"topic.metadata.propagation.max.ms": int(unknownTopicWait.Milliseconds()),
 	}
 	switch cfg.Compression {
-	case "", "none", "gzip", "snappy", "lz4", "zstd":
-		c := cfg.Compression
-		if c == "" {
-			c = "none"
-		}
-		opts["compression.type"] = c
+	case driver.CompressionNone:
+		opts["compression.type"] = "none" // librdkafka's name for no codec
+	case driver.CompressionGzip, driver.CompressionSnappy, driver.CompressionLZ4, driver.CompressionZstd:
+		opts["compression.type"] = string(cfg.Compression) // librdkafka's names are the driver's
 	default:
-		return nil, polykafka.NewError(polykafka.InvalidArgument, "confluent: OpenProducer", "compression "+cfg.Compression, nil)
+		return nil, polykafka.NewError(polykafka.InvalidArgument, "confluent: OpenProducer", "compression "+string(cfg.Compression), nil)
 	}
 	if cfg.BatchBytes > 0 {
 		opts["batch.size"] = int(cfg.BatchBytes)
 	}
-	if cfg.Linger >= defaultMessageTimeout {
-		// librdkafka requires message.timeout.ms > linger.ms.
-		opts["message.timeout.ms"] = int((min(cfg.Linger, maxLinger) + defaultMessageTimeout).Milliseconds())
+	// Kafka's delivery.timeout.ms (librdkafka's message.timeout.ms, of
+	// which delivery.timeout.ms is an alias): the portable layer made it
+	// longer than Linger, as librdkafka requires.
+	timeout := max(cfg.DeliveryTimeout, min(cfg.Linger, maxLinger)+time.Second)
+	if cfg.TransactionalID != "" {
+		// librdkafka requires message.timeout.ms <= transaction.timeout.ms
+		// (60 s by default): a transactional record's delivery is bounded
+		// by its transaction.
+		txTimeout := 60 * time.Second
+		if v, err := b.cfg.Get("transaction.timeout.ms", 60000); err == nil {
+			if ms, ok := v.(int); ok {
+				txTimeout = time.Duration(ms) * time.Millisecond
+			}
+		}
+		timeout = min(timeout, txTimeout)
 	}
+	opts["message.timeout.ms"] = int(timeout.Milliseconds())
 	if cfg.Idempotence != driver.IdempotenceOff || cfg.TransactionalID != "" {
 		opts["enable.idempotence"] = true
 	}
 	if cfg.TransactionalID != "" {
 		opts["transactional.id"] = cfg.TransactionalID
+	}
+	if _, set := b.cfg["delivery.timeout.ms"]; set {
+		delete(opts, "message.timeout.ms") // the application's alias wins
 	}
 	for k, v := range opts {
 		if _, set := b.cfg[k]; !set {
@@ -190,6 +215,7 @@ func (b *Backend) OpenProducer(ctx context.Context, cfg driver.ProducerConfig) (
 	}
 	idem, _ := m.Get("enable.idempotence", false)
 	p := &producer{
+		cluster:   cluster{md: kp},
 		kp:        kp,
 		delivered: cfg.Delivered,
 		log:       cfg.Logger,
@@ -226,8 +252,9 @@ func (p *producer) drain() {
 			if !ok {
 				continue // produced natively through As, without our Opaque
 			}
-			p.report(pd, e, e.TopicPartition.Error)
+			p.report(pd, e, p.timedOut(e.TopicPartition.Error))
 		case kafka.Error:
+			p.auth.note(e)
 			lvl := slog.LevelWarn
 			switch {
 			case e.IsFatal():
@@ -241,6 +268,22 @@ func (p *producer) drain() {
 	}
 }
 
+// timedOut translates a record that timed out (message.timeout.ms)
+// while librdkafka could not authenticate: librdkafka retries a failed
+// authentication like a lost connection, and reports the record as timed
+// out; the record failed because of the authentication failure, whose
+// error (code PermissionDenied) comes first, followed by the timeout.
+func (p *producer) timedOut(err error) error {
+	var ke kafka.Error
+	if !errors.As(err, &ke) || ke.Code() != kafka.ErrMsgTimedOut {
+		return err
+	}
+	if aerr := p.auth.current(); aerr != nil {
+		return fmt.Errorf("%w (while the record waited, until: %w)", aerr, err)
+	}
+	return err
+}
+
 // report calls Delivered for pd exactly once.
 func (p *producer) report(pd *pending, m *kafka.Message, err error) {
 	if !pd.once.CompareAndSwap(false, true) {
@@ -250,6 +293,7 @@ func (p *producer) report(pd *pending, m *kafka.Message, err error) {
 	r, done := pd.rec, pd.done
 	pd.rec, pd.done = nil, nil
 	if err == nil && m != nil {
+		p.auth.succeeded()
 		r.Partition = m.TopicPartition.Partition
 		r.Offset = int64(m.TopicPartition.Offset)
 		if !pd.stamped.IsZero() {
@@ -271,7 +315,8 @@ func (p *producer) report(pd *pending, m *kafka.Message, err error) {
 // (queue.buffering.max.messages or .kbytes), it waits for a delivery report
 // to make room, or for ctx.
 func (p *producer) Produce(ctx context.Context, r *polykafka.Record, done func(*polykafka.Record, error)) {
-	pd := &pending{rec: r, done: done, topic: r.Topic}
+	pd := p.newPending()
+	pd.rec, pd.done = r, done
 	ts := r.Timestamp
 	if ts.IsZero() {
 		// librdkafka's delivery reports carry no timestamp: stamp the
@@ -280,9 +325,11 @@ func (p *producer) Produce(ctx context.Context, r *polykafka.Record, done func(*
 		ts = time.UnixMilli(time.Now().UnixMilli())
 		pd.stamped = ts
 	}
-	m := &pd.msg
-	*m = kafka.Message{
-		TopicPartition: kafka.TopicPartition{Topic: &pd.topic, Partition: kafka.PartitionAny},
+	// The binding copies the message (and reads the topic) in Produce: it
+	// stays on the stack, as a raw caller's does, and points at the
+	// record's topic rather than a copy that would escape.
+	m := &kafka.Message{
+		TopicPartition: kafka.TopicPartition{Topic: &r.Topic, Partition: kafka.PartitionAny},
 		Key:            r.Key,
 		Value:          r.Value,
 		Timestamp:      ts,
@@ -328,6 +375,18 @@ func (p *producer) Produce(ctx context.Context, r *polykafka.Record, done func(*
 	}
 }
 
+// newPending returns a zero pending from the current slab.
+func (p *producer) newPending() *pending {
+	p.smu.Lock()
+	if len(p.slab) == 0 {
+		p.slab = make([]pending, pendingSlab)
+	}
+	pd := &p.slab[0]
+	p.slab = p.slab[1:]
+	p.smu.Unlock()
+	return pd
+}
+
 // Flush implements driver.Producer: it makes librdkafka send what it
 // buffers now (rd_kafka_flush ignores linger.ms) and waits for the
 // deliveries, until ctx is done.
@@ -351,37 +410,6 @@ func (p *producer) Flush(ctx context.Context) error {
 		if left == 0 {
 			return nil
 		}
-	}
-}
-
-// PartitionCounts implements driver.Producer. The metadata request cannot
-// be cancelled: when ctx ends first, PartitionCounts returns and the
-// request finishes on its own (within metadataTimeout when ctx has no
-// deadline); Close waits for it.
-func (p *producer) PartitionCounts(ctx context.Context, topics []string) (map[string]int32, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	p.life.RLock()
-	if p.closed {
-		p.life.RUnlock()
-		return nil, errClosed
-	}
-	type result struct {
-		counts map[string]int32
-		err    error
-	}
-	done := make(chan result, 1)
-	go func() {
-		defer p.life.RUnlock()
-		counts, err := partitionCounts(ctx, p.kp, topics)
-		done <- result{counts, err}
-	}()
-	select {
-	case r := <-done:
-		return r.counts, r.err
-	case <-ctx.Done():
-		return nil, ctx.Err()
 	}
 }
 
@@ -456,6 +484,3 @@ func (p *producer) As(target any) bool {
 	}
 	return false
 }
-
-// ErrorCode implements driver.Producer.
-func (*producer) ErrorCode(err error) polykafka.ErrorCode { return errorCode(err) }

@@ -62,6 +62,7 @@ func (b *Backend) OpenReader(ctx context.Context, cfg driver.ReaderConfig) (driv
 		return nil, opErr(polykafka.InvalidArgument, "OpenReader", err)
 	}
 	c := &consumer{
+		cluster:  cluster{md: kc},
 		kc:       kc,
 		log:      cfg.Logger,
 		active:   make(map[polykafka.TopicPartition]bool),

@@ -33,13 +33,7 @@ func (p *producer) SendOffsets(ctx context.Context, group driver.GroupMetadata, 
 	if err != nil {
 		return err
 	}
-	tps := make([]kafka.TopicPartition, 0, len(offsets))
-	for tp, o := range offsets {
-		ktp := nativeTP(tp, kafka.Offset(o.Offset))
-		md := o.Metadata
-		ktp.Metadata = &md
-		tps = append(tps, ktp)
-	}
+	tps := nativeOffsets(offsets)
 	return p.txnCall(ctx, func() error { return p.kp.SendOffsetsToTransaction(ctx, tps, cgmd) })
 }
 

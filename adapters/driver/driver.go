@@ -64,6 +64,9 @@
 //	transactions      BeginTransaction / EndTransaction;      Producer.Transaction.ID, BeginTxn,           none: not a Transactor                        InitTransactions, BeginTransaction,
 //	                  AddOffsetsToTxn + TxnOffsetCommit       AddOffsetsToTxn, CommitTxn                                                                 SendOffsetsToTransaction, CommitTransaction
 //	group protocol    RangeBalancer                           BalanceStrategyRange                         RangeGroupBalancer                            partition.assignment.strategy=range
+//	KIP-848           ServerSideBalancer + kgo's own          none: Unimplemented                          none: Unimplemented                           group.protocol=consumer,
+//	(GroupProtocol-   RangeBalancer; a failed Assigned leaves                                                                                            group.remote.assignor=range; Incremental-
+//	Consumer)         the partitions paused until Rejoin(nil)                                                                                            Assign/Unassign; failed ones paused until Rejoin(nil)
 //
 // The optional [Administrator] (package admin's offset reset), per client:
 //
@@ -90,6 +93,11 @@
 // A leader that reads user data ([DecodeUserData]) refreshes its metadata
 // until it sees every partition a member reported before it plans.
 //
+// Under [GroupProtocolConsumer] (KIP-848) none of this applies: the
+// coordinator assigns, so there is no leader, no user data and no forced
+// rebalance; an adapter joins with its client's KIP-848 support or fails
+// OpenConsumer with code Unimplemented.
+//
 // Correctness never depends on Rejoin: the start-offset rule decides from
 // the stored positions and the baseline, so a partition assigned late still
 // starts at its earliest offset. Rejoin only shortens the wait.
@@ -99,6 +107,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strconv"
 	"time"
 
 	"github.com/polykafka/polykafka"
@@ -146,24 +155,79 @@ type ConsumerConfig struct {
 	Handler GroupHandler
 	// ReadCommitted reads only records of committed transactions (and
 	// non-transactional records). False reads everything
-	// (read_uncommitted).
+	// (read_uncommitted). With it, Committed also asks for stable offsets
+	// (KIP-447 require_stable) where the client can: while a transaction's
+	// offset commit is pending it fails with the partition's
+	// UNSTABLE_OFFSET_COMMIT (classified Unavailable) instead of returning
+	// the commit of before the transaction, and the portable layer retries.
 	ReadCommitted bool
+	// GroupProtocol is the group membership protocol the member joins
+	// with. A driver whose client lacks it fails OpenConsumer with code
+	// Unimplemented, naming consumer.Options.GroupProtocol.
+	GroupProtocol GroupProtocol
 	// Logger receives the driver's and the native client's logs. Never nil.
 	Logger *slog.Logger
 }
 
-// Idempotence is what the portable producer asks of a driver.
+// GroupProtocol is a consumer group membership protocol.
+type GroupProtocol int
+
+const (
+	// GroupProtocolClassic is the classic protocol (JoinGroup / SyncGroup,
+	// a client-side leader plans the assignment): the eager "range"
+	// protocol described in the package doc.
+	GroupProtocolClassic GroupProtocol = iota
+	// GroupProtocolConsumer is KIP-848's consumer protocol
+	// (ConsumerGroupHeartbeat, Kafka 4.0+): the broker's group coordinator
+	// assigns partitions incrementally, with no client-side leader and no
+	// JoinGroup user data. The coordinator notices new partitions of
+	// subscribed topics by itself, so Rejoin is called only with nil counts
+	// (to run Assigned again for partitions whose Assigned failed), and
+	// Assigned, Revoked and Lost receive incremental changes: only the
+	// partitions added to or taken from this member.
+	GroupProtocolConsumer
+)
+
+// String returns "classic" or "consumer" (Kafka's group.protocol values).
+func (p GroupProtocol) String() string {
+	switch p {
+	case GroupProtocolClassic:
+		return "classic"
+	case GroupProtocolConsumer:
+		return "consumer"
+	}
+	return "GroupProtocol(" + strconv.Itoa(int(p)) + ")"
+}
+
+// Idempotence is an idempotence requirement. It is the type of package
+// producer's Options.Idempotence too (producer.Idempotence is an alias), so
+// the values are defined once, here.
 type Idempotence int
 
 const (
-	// IdempotenceOff asks for a producer that is not idempotent.
-	IdempotenceOff Idempotence = iota
-	// IdempotenceIfSupported asks for an idempotent producer if the client
-	// has one; the driver's Idempotent reports what it got.
-	IdempotenceIfSupported
+	// IdempotenceAuto (the zero value) asks for an idempotent producer if
+	// the client has one; the driver's Idempotent reports what it got. The
+	// portable producer passes it to a driver only with Acks -1 (with
+	// other acks it passes IdempotenceOff).
+	IdempotenceAuto Idempotence = iota
 	// IdempotenceRequired asks for an idempotent producer; a driver whose
 	// client has none fails OpenProducer with code Unimplemented.
 	IdempotenceRequired
+	// IdempotenceOff asks for a producer that is not idempotent.
+	IdempotenceOff
+)
+
+// Compression is a batch compression codec. It is the type of package
+// producer's Options.Compression too (producer.Compression is an alias).
+type Compression string
+
+// Compression codecs. The zero value is CompressionNone.
+const (
+	CompressionNone   Compression = ""
+	CompressionGzip   Compression = "gzip"
+	CompressionSnappy Compression = "snappy"
+	CompressionLZ4    Compression = "lz4"
+	CompressionZstd   Compression = "zstd"
 )
 
 // ProducerConfig is what the portable producer asks a driver to open. The
@@ -174,14 +238,16 @@ type ProducerConfig struct {
 	// 1 (leader) or 0 (none).
 	Acks int
 	// Idempotence says whether the producer should be idempotent. Never
-	// other than IdempotenceOff unless Acks is -1.
+	// other than IdempotenceOff unless Acks is -1 (the zero value,
+	// IdempotenceAuto, asks for idempotence if the client has it).
 	Idempotence Idempotence
 	// TransactionalID, when not empty, makes the producer transactional
 	// with this id (implies IdempotenceRequired). A driver that is not a
 	// Transactor fails OpenProducer with code Unimplemented.
 	TransactionalID string
-	// Compression is one of "none", "gzip", "snappy", "lz4", "zstd".
-	Compression string
+	// Compression is the batch codec, one of the Compression constants
+	// (CompressionNone, the zero value, compresses nothing).
+	Compression Compression
 	// ManualPartitions is set when records may carry their own partition
 	// (Partition >= 0). When false, every record's Partition is
 	// polykafka.AnyPartition.
@@ -192,6 +258,16 @@ type ProducerConfig struct {
 	// BatchBytes is the maximum size of a batch in bytes. Zero means the
 	// client's default.
 	BatchBytes int32
+	// DeliveryTimeout is Kafka's delivery.timeout.ms: how long the client
+	// retries a record before it fails it, counted from Produce. Never
+	// zero, and longer than Linger. The driver derives its client's
+	// native retry settings from it (attempt counts and backoffs where the
+	// client counts attempts instead of time), unless the application set
+	// those natively; it does not retry on its own beyond them. A client
+	// that fails a record before the timeout whatever its settings (it
+	// gives up when it cannot find a leader) has the failure reported as
+	// an *EarlyFailure, and the portable producer decides.
+	DeliveryTimeout time.Duration
 	// Delivered is called by the driver once per record handed to
 	// Produce, with the record, the client's error (nil on success,
 	// unclassified: the portable layer classifies it with ErrorCode) and
@@ -204,6 +280,31 @@ type ProducerConfig struct {
 	// Logger receives the driver's and the native client's logs. Never nil.
 	Logger *slog.Logger
 }
+
+// EarlyFailure is the error a driver passes to Delivered for a record its
+// client failed before the record's delivery timeout
+// (ProducerConfig.DeliveryTimeout) passed, where the client has no
+// delivery timeout of its own to derive its retries from (sarama fails a
+// record at once when it cannot find the partition's leader, as during an
+// outage). The driver only reports the facts; the portable producer
+// decides: a retryable failure (code Unavailable) is produced again after
+// Backoff, until the deadline of the record's first Produce; any other is
+// delivered as Err.
+type EarlyFailure struct {
+	// Err is the client's error, unclassified.
+	Err error
+	// Deadline is when this Produce's delivery timeout passes.
+	Deadline time.Time
+	// Backoff is the client's own retry backoff, which the producer waits
+	// before producing the record again. Zero means 100ms.
+	Backoff time.Duration
+}
+
+// Error returns Err's text.
+func (e *EarlyFailure) Error() string { return e.Err.Error() }
+
+// Unwrap returns Err.
+func (e *EarlyFailure) Unwrap() error { return e.Err }
 
 // Backend opens consumers and producers on one client library with one
 // native configuration. It is what an adapter's constructor returns and
@@ -249,17 +350,11 @@ type Consumer interface {
 	// group, in the member's current generation.
 	Commit(ctx context.Context, offsets map[polykafka.TopicPartition]polykafka.CommittedOffset) error
 	// Committed returns the group's committed offsets for every partition
-	// of topics that has one; partitions without a commit are absent.
+	// of topics that has one; partitions without a commit are absent. It
+	// is Admin.Committed for the member's own group.
 	Committed(ctx context.Context, topics []string) (map[polykafka.TopicPartition]polykafka.CommittedOffset, error)
-	// ListOffsets resolves a position for each of tps: at is
-	// polykafka.OffsetEarliest (log start offset), polykafka.OffsetLatest
-	// (high watermark), or a timestamp in Unix milliseconds (the first
-	// offset whose timestamp is at or after it; -1 if there is none).
-	ListOffsets(ctx context.Context, tps []polykafka.TopicPartition, at int64) (map[polykafka.TopicPartition]int64, error)
-	// PartitionCounts returns the partition count of each topic from a
-	// metadata request sent by this call (never from a cache). A missing
-	// topic is an error for which ErrorCode returns NotFound.
-	PartitionCounts(ctx context.Context, topics []string) (map[string]int32, error)
+	OffsetLister
+	PartitionCounter
 	// Rejoin makes the group rebalance soon, for one of two reasons:
 	// partitions were added (counts are the partition counts just read),
 	// or, with nil counts, the portable layer wants Assigned to run again
@@ -276,11 +371,43 @@ type Consumer interface {
 	// bounded. After Close only As and ErrorCode are called.
 	Close(ctx context.Context) error
 
+	Aser
+	ErrorCoder
+}
+
+// The cluster queries below are declared once and embedded by Consumer,
+// Producer, Reader and Admin; an adapter implements them once, on a type
+// its consumer, producer, reader and admin share.
+
+// OffsetLister resolves positions in partitions (a ListOffsets request).
+type OffsetLister interface {
+	// ListOffsets resolves a position for each of tps: at is
+	// polykafka.OffsetEarliest (log start offset), polykafka.OffsetLatest
+	// (high watermark), or a timestamp in Unix milliseconds (the first
+	// offset whose timestamp is at or after it; -1 if there is none).
+	ListOffsets(ctx context.Context, tps []polykafka.TopicPartition, at int64) (map[polykafka.TopicPartition]int64, error)
+}
+
+// PartitionCounter reads partition counts (a Metadata request).
+type PartitionCounter interface {
+	// PartitionCounts returns the partition count of each topic from a
+	// metadata request sent by this call (never from a cache). A missing
+	// topic is an error for which ErrorCode returns NotFound.
+	PartitionCounts(ctx context.Context, topics []string) (map[string]int32, error)
+}
+
+// ErrorCoder classifies the errors of a driver.
+type ErrorCoder interface {
+	// ErrorCode classifies an error returned by this driver (or passed to
+	// ProducerConfig.Delivered).
+	ErrorCode(err error) polykafka.ErrorCode
+}
+
+// Aser exposes a driver's native client.
+type Aser interface {
 	// As sets *target to a native type and reports whether it did; see the
 	// adapter's package doc. It returns false for nil.
 	As(target any) bool
-	// ErrorCode classifies an error returned by this driver.
-	ErrorCode(err error) polykafka.ErrorCode
 }
 
 // PartitionError is an error of one partition, returned by Fetch.
@@ -360,10 +487,7 @@ type Producer interface {
 	// for Linger. It may wait for those records; the portable layer waits
 	// for their deliveries itself.
 	Flush(ctx context.Context) error
-	// PartitionCounts returns the partition count of each topic from a
-	// metadata request sent by this call (never from a cache). A missing
-	// topic is an error for which ErrorCode returns NotFound.
-	PartitionCounts(ctx context.Context, topics []string) (map[string]int32, error)
+	PartitionCounter
 	// Refresh makes the client's partitioner see at least counts soon: it
 	// refreshes the client's metadata now, or within the client's metadata
 	// expiry where it has no refresh call (kafka-go). Called when partition
@@ -377,12 +501,8 @@ type Producer interface {
 	// has flushed before, and bounds its wait for Close.
 	Close(ctx context.Context) error
 
-	// As sets *target to a native type and reports whether it did; see the
-	// adapter's package doc. It returns false for nil.
-	As(target any) bool
-	// ErrorCode classifies an error returned by this driver or passed to
-	// Delivered.
-	ErrorCode(err error) polykafka.ErrorCode
+	Aser
+	ErrorCoder
 }
 
 // Transactor is an optional interface of Producer: Kafka transactions.
@@ -448,14 +568,12 @@ type Reader interface {
 	// Fetch is Consumer.Fetch for the assigned partitions (an out-of-range
 	// partition is reported once and not fetched again until Assign).
 	Fetch(ctx context.Context, max int, buf []polykafka.Record) ([]polykafka.Record, error)
-	// ListOffsets and PartitionCounts are as for Consumer.
-	ListOffsets(ctx context.Context, tps []polykafka.TopicPartition, at int64) (map[polykafka.TopicPartition]int64, error)
-	PartitionCounts(ctx context.Context, topics []string) (map[string]int32, error)
+	OffsetLister
+	PartitionCounter
 	// Close stops fetching and releases the client.
 	Close(ctx context.Context) error
-	// As and ErrorCode are as for Consumer.
-	As(target any) bool
-	ErrorCode(err error) polykafka.ErrorCode
+	Aser
+	ErrorCoder
 }
 
 // Administrator is an optional interface of Backend: administration of a
@@ -499,10 +617,9 @@ type Admin interface {
 	// commit are absent. A group that does not exist has no commits: an
 	// empty map, not an error (kfake answers GROUP_ID_NOT_FOUND).
 	Committed(ctx context.Context, group string, topics []string) (map[polykafka.TopicPartition]polykafka.CommittedOffset, error)
-	// ListOffsets is Consumer.ListOffsets (read_uncommitted).
-	ListOffsets(ctx context.Context, tps []polykafka.TopicPartition, at int64) (map[polykafka.TopicPartition]int64, error)
-	// PartitionCounts is Consumer.PartitionCounts.
-	PartitionCounts(ctx context.Context, topics []string) (map[string]int32, error)
+	// ListOffsets reads with read_uncommitted.
+	OffsetLister
+	PartitionCounter
 	// CommitAsAdmin commits offsets, with their metadata, for group in one
 	// OffsetCommit request outside any generation (generation -1, empty
 	// member id). The broker accepts it only while the group has no
@@ -512,6 +629,5 @@ type Admin interface {
 	CommitAsAdmin(ctx context.Context, group string, offsets map[polykafka.TopicPartition]polykafka.CommittedOffset) error
 	// Close releases the client. After Close only ErrorCode is called.
 	Close(ctx context.Context) error
-	// ErrorCode classifies an error returned by this driver.
-	ErrorCode(err error) polykafka.ErrorCode
+	ErrorCoder
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/polykafka/polykafka/consumer"
 	"github.com/polykafka/polykafka/discovery"
 	"github.com/polykafka/polykafka/internal/testcluster"
+	"github.com/polykafka/polykafka/offsetstore"
 	"github.com/polykafka/polykafka/producer"
 )
 
@@ -375,10 +376,11 @@ func testRecordPartition(t *testing.T, e *env) {
 
 func testMissingTopic(t *testing.T, e *env) {
 	name := testcluster.Name(t, "missing")
+	group := e.cluster.Group(t)
 	var c *consumer.Consumer
 	var err error
 	require.NotPanics(t, func() {
-		c, err = consumer.New(e.ctx(basicWait), e.backend, e.cluster.Group(t), []string{name}, e.consumerOpts(nil))
+		c, err = consumer.New(e.ctx(basicWait), e.backend, group, []string{name}, e.consumerOpts(nil))
 	}, e.rule)
 	if c != nil {
 		_ = c.Close()
@@ -386,14 +388,42 @@ func testMissingTopic(t *testing.T, e *env) {
 	assert.Nil(t, c, "%s: New returns no consumer on error", e.rule)
 	requireCode(t, e, err, polykafka.NotFound, "New on a missing topic", name)
 	assert.True(t, errors.Is(err, polykafka.ErrNotFound), "%s: errors.Is(err, ErrNotFound)", e.rule)
+	// A KIP-848 member may have joined before the topic was found missing.
+	e.eventually(basicWait, func() bool { return e.members(group) == 0 }, "a New that failed left a member in group %s", group)
 
 	// A missing topic among existing ones is found too.
 	topic := e.cluster.Topic(t, 1)
-	c, err = consumer.New(e.ctx(basicWait), e.backend, e.cluster.Group(t), []string{topic, name}, e.consumerOpts(nil))
+	group2 := e.cluster.Group(t)
+	c, err = consumer.New(e.ctx(basicWait), e.backend, group2, []string{topic, name}, e.consumerOpts(nil))
 	if c != nil {
 		_ = c.Close()
 	}
 	requireCode(t, e, err, polykafka.NotFound, "New on an existing and a missing topic", name)
+	e.eventually(basicWait, func() bool { return e.members(group2) == 0 }, "a New that failed left a member in group %s", group2)
+}
+
+// members returns the number of members of group, under the run's group
+// protocol (0 if the group does not exist).
+func (e *env) members(group string) int {
+	e.t.Helper()
+	ctx := e.ctx(basicWait)
+	adm := e.cluster.Admin()
+	if e.h.GroupProtocol == consumer.GroupProtocolConsumer {
+		gs, err := adm.DescribeConsumerGroups(ctx, group)
+		require.NoError(e.t, err, "DescribeConsumerGroups")
+		g, ok := gs[group]
+		if !ok || g.Err != nil {
+			return 0
+		}
+		return len(g.Members)
+	}
+	gs, err := adm.DescribeGroups(ctx, group)
+	require.NoError(e.t, err, "DescribeGroups")
+	g, ok := gs[group]
+	if !ok || g.Err != nil {
+		return 0
+	}
+	return len(g.Members)
 }
 
 func testUseAfterClose(t *testing.T, e *env) {
@@ -449,7 +479,12 @@ func testInvalidOptions(t *testing.T, e *env) {
 		{name: "time policy without time", group: group, topics: []string{topic}, opts: &consumer.Options{Initial: discovery.Policy{Kind: discovery.PolicyTime}}, field: "Options.Initial"},
 		{name: "unknown NewPartitions kind", group: group, topics: []string{topic}, opts: &consumer.Options{NewPartitions: discovery.Policy{Kind: 99}}, field: "Options.NewPartitions"},
 		{name: "unknown commit mode", group: group, topics: []string{topic}, opts: &consumer.Options{Commit: 7}, field: "Options.Commit"},
+		{name: "unknown group protocol", group: group, topics: []string{topic}, opts: &consumer.Options{GroupProtocol: 7}, field: "Options.GroupProtocol"},
 		{name: "non-hook", group: group, topics: []string{topic}, opts: &consumer.Options{Hooks: []any{42}}, field: "Options.Hooks[0]"},
+		{name: "negative Concurrency", group: group, topics: []string{topic}, opts: &consumer.Options{Concurrency: -1}, field: "Options.Concurrency"},
+		{name: "unknown Ordering", group: group, topics: []string{topic}, opts: &consumer.Options{Concurrency: 2, Ordering: 9}, field: "Options.Ordering"},
+		{name: "negative MaxBufferedRecords", group: group, topics: []string{topic}, opts: &consumer.Options{MaxBufferedRecords: -1}, field: "Options.MaxBufferedRecords"},
+		{name: "DeadLetter without producer", group: group, topics: []string{topic}, opts: &consumer.Options{OnError: consumer.ErrorPolicy{DeadLetter: &consumer.DeadLetter{}}}, field: "Options.OnError.DeadLetter.Producer"},
 		{name: "MaxBackoff below Backoff", group: group, topics: []string{topic}, opts: &consumer.Options{OnError: consumer.ErrorPolicy{Retry: true, Backoff: time.Second, MaxBackoff: 500 * time.Millisecond}}, field: "Options.OnError.MaxBackoff"},
 	}
 	for _, tc := range consumerCases {
@@ -466,6 +501,12 @@ func testInvalidOptions(t *testing.T, e *env) {
 		assert.Nil(t, c, "%s: consumer.New with %s returns no consumer", e.rule, tc.name)
 		requireCode(t, e, err, polykafka.InvalidArgument, "consumer.New with "+tc.name, tc.field)
 	}
+	r, err := consumer.NewReader(ctx, e.backend, group, []string{topic},
+		&consumer.Options{Store: offsetstore.NewMemory(), GroupProtocol: consumer.GroupProtocolConsumer})
+	if r != nil {
+		_ = r.Close()
+	}
+	requireCode(t, e, err, polykafka.InvalidArgument, "consumer.NewReader with a group protocol (a reader has no group)", "Options.GroupProtocol")
 
 	producerCases := []struct {
 		name  string
@@ -479,9 +520,12 @@ func testInvalidOptions(t *testing.T, e *env) {
 		{name: "negative Linger", opts: &producer.Options{Linger: -1}, field: "Options.Linger"},
 		{name: "negative BatchBytes", opts: &producer.Options{BatchBytes: -1}, field: "Options.BatchBytes"},
 		{name: "negative CloseTimeout", opts: &producer.Options{CloseTimeout: -1}, field: "Options.CloseTimeout"},
+		{name: "negative DeliveryTimeout", opts: &producer.Options{DeliveryTimeout: -1}, field: "Options.DeliveryTimeout"},
+		{name: "DeliveryTimeout not above Linger", opts: &producer.Options{Linger: time.Second, DeliveryTimeout: time.Second}, field: "Options.DeliveryTimeout"},
 		{name: "unknown Idempotence", opts: &producer.Options{Idempotence: 9}, field: "Options.Idempotence"},
 		{name: "IdempotenceRequired with AcksLeader", opts: &producer.Options{Idempotence: producer.IdempotenceRequired, Acks: producer.AcksLeader}, field: "Options.Idempotence"},
 		{name: "TransactionalID with AcksLeader", opts: &producer.Options{TransactionalID: "tx", Acks: producer.AcksLeader}, field: "Options.TransactionalID"},
+		{name: "non-hook", opts: &producer.Options{Hooks: []any{42}}, field: "Options.Hooks[0]"},
 	}
 	for _, tc := range producerCases {
 		b := e.backend

@@ -8,6 +8,7 @@
 //		drivertest.Run(t, drivertest.Harness{
 //			Name: "mybackend",
 //			NewBackend: func(t *testing.T, brokers []string) driver.Backend { ... },
+//			Connect: func(t *testing.T, conn polykafka.Connection) driver.Backend { ... },
 //			CheckAs: func(t *testing.T, c *consumer.Consumer, p *producer.Producer) { ... },
 //		})
 //	}
@@ -45,10 +46,20 @@ type Harness struct {
 	// client's heartbeat interval (about 250ms) so group tests do not wait
 	// for 3s heartbeats, and must not set anything that changes semantics.
 	NewBackend func(t *testing.T, brokers []string) driver.Backend
+	// Connect returns a backend that reaches the cluster through conn
+	// (TLS, SASL), configured otherwise as NewBackend configures it.
+	// Required: the SecureConnection case opens its backends with it.
+	Connect func(t *testing.T, conn polykafka.Connection) driver.Backend
 	// Transactions says the backend implements transactions
 	// (driver.Transactor); without it the suite checks that a
 	// transactional producer fails with Unimplemented.
 	Transactions bool
+	// StableOffsets says a read-committed consumer of the backend, as
+	// NewBackend configures it, fetches its start positions with KIP-447's
+	// require_stable; without it the suite skips the case that needs it,
+	// saying so (the README's capability matrix says which backends lack
+	// it and why).
+	StableOffsets bool
 	// Reader says the backend reads without a group
 	// (driver.PartitionReader); without it the suite checks that
 	// consumer.NewReader fails with Unimplemented.
@@ -67,7 +78,23 @@ type Harness struct {
 	// transactional offsets) skip, saying so. Nil means the default store:
 	// the group's commits in Kafka.
 	Store func(t *testing.T) offsetstore.Store
+	// GroupProtocol is the group protocol of every group member of the
+	// run (consumer.Options.GroupProtocol). An adapter whose backend has
+	// KIP-848 runs the suite a second time with GroupProtocolConsumer.
+	// Cases that hold under one protocol only skip under the other,
+	// saying why. With KAFKA_BROKERS set and GroupProtocolConsumer, the
+	// run skips, saying so, when the cluster does not serve KIP-848's
+	// ConsumerGroupHeartbeat v1.
+	GroupProtocol consumer.GroupProtocol
+	// KIP848 says the backend implements GroupProtocolConsumer; without
+	// it the suite checks that consumer.New with it fails with
+	// Unimplemented, naming the option.
+	KIP848 bool
 }
+
+// serialCases run one at a time, before the parallel cases start: cases
+// whose measure the other cases' load would blur.
+var serialCases = map[string]bool{"CloseMembersOneByOne": true}
 
 type testCase struct {
 	name string
@@ -78,9 +105,17 @@ type testCase struct {
 // Run runs the conformance suite, one subtest per behaviour.
 func Run(t *testing.T, h Harness) {
 	require.NotNil(t, h.NewBackend, "Harness.NewBackend is required")
+	if h.GroupProtocol == consumer.GroupProtocolConsumer {
+		require.True(t, h.KIP848, "Harness.GroupProtocol is consumer: set Harness.KIP848")
+		if ok, why := testcluster.New(t).KIP848(t); !ok {
+			t.Skipf("the cluster cannot run the suite with GroupProtocol consumer: %s", why)
+		}
+	}
 	for _, tc := range cases() {
 		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
+			if !serialCases[tc.name] {
+				t.Parallel()
+			}
 			e := newEnv(t, h, tc.rule)
 			tc.run(t, e)
 		})
@@ -106,7 +141,9 @@ func newEnv(t *testing.T, h Harness, rule string) *env {
 	if os.Getenv("POLYKAFKA_TEST_LOG") != "" {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("test", t.Name())
 	} else {
-		logger = slog.New(&testHandler{t: t})
+		th := &testHandler{t: t, ended: new(logGate)}
+		t.Cleanup(th.ended.close)
+		logger = slog.New(th)
 	}
 	e := &env{t: t, h: h, rule: rule, cluster: cl, backend: h.NewBackend(t, cl.Brokers()), logger: logger}
 	if h.Store != nil {
@@ -132,6 +169,9 @@ func (e *env) consumerOpts(o *consumer.Options) *consumer.Options {
 	}
 	if out.Store == nil && e.store != nil {
 		out.Store = e.store
+	}
+	if out.GroupProtocol == consumer.GroupProtocolClassic {
+		out.GroupProtocol = e.h.GroupProtocol
 	}
 	if out.DiscoveryInterval == 0 {
 		out.DiscoveryInterval = 300 * time.Millisecond
@@ -168,6 +208,59 @@ func kafkaStoreOnly(why string, run func(*testing.T, *env)) func(*testing.T, *en
 	return func(t *testing.T, e *env) {
 		if e.store != nil {
 			t.Skip("checks the Kafka store itself (" + why + "); it runs in the suite without Harness.Store")
+		}
+		run(t, e)
+	}
+}
+
+// classicOnly marks a case that holds only under the classic group
+// protocol: under GroupProtocolConsumer it skips, saying why.
+func classicOnly(why string, run func(*testing.T, *env)) func(*testing.T, *env) {
+	return func(t *testing.T, e *env) {
+		if e.h.GroupProtocol != consumer.GroupProtocolClassic {
+			t.Skip("holds under the classic group protocol only (" + why + "); it runs in the classic run")
+		}
+		run(t, e)
+	}
+}
+
+// onceOnly marks a case that neither the group protocol nor the store
+// changes: it runs in the classic run without Harness.Store only.
+func onceOnly(why string, run func(*testing.T, *env)) func(*testing.T, *env) {
+	return func(t *testing.T, e *env) {
+		if e.h.GroupProtocol != consumer.GroupProtocolClassic || e.store != nil {
+			t.Skip("runs once per backend, in the classic run without Harness.Store (" + why + ")")
+		}
+		run(t, e)
+	}
+}
+
+// kip848Only marks a case about the consumer group protocol (KIP-848):
+// under the classic protocol it skips, saying why, except on a backend
+// without KIP-848, where it checks that consumer.New fails with
+// Unimplemented naming Options.GroupProtocol.
+func kip848Only(run func(*testing.T, *env)) func(*testing.T, *env) {
+	return func(t *testing.T, e *env) {
+		if !e.h.KIP848 {
+			topic := e.cluster.Topic(t, 1)
+			_, err := consumer.New(e.ctx(wait), e.backend, e.cluster.Group(t), []string{topic},
+				e.consumerOpts(&consumer.Options{GroupProtocol: consumer.GroupProtocolConsumer}))
+			requireCode(t, e, err, polykafka.Unimplemented, "New with GroupProtocol consumer on a backend without KIP-848", "Options.GroupProtocol")
+			return
+		}
+		if e.h.GroupProtocol != consumer.GroupProtocolConsumer {
+			t.Skip("holds under the consumer group protocol (KIP-848) only; it runs in the run with Harness.GroupProtocol consumer")
+		}
+		run(t, e)
+	}
+}
+
+// noGroup marks a case about reading without a group, which no group
+// protocol changes: it runs in the classic run only.
+func noGroup(run func(*testing.T, *env)) func(*testing.T, *env) {
+	return func(t *testing.T, e *env) {
+		if e.h.GroupProtocol != consumer.GroupProtocolClassic {
+			t.Skip("a reader has no consumer group, so the group protocol does not apply; it runs in the classic run")
 		}
 		run(t, e)
 	}
@@ -350,6 +443,22 @@ func (e *env) assigned(d time.Duration, topic string, n int32, cs ...*consumer.C
 type testHandler struct {
 	t     *testing.T
 	attrs []slog.Attr
+	ended *logGate
+}
+
+// logGate drops the logs of clients that outlive their case: t.Log after
+// the test's cleanups have run races with the test's end (the race
+// detector reports it in package testing), and a client's goroutines may
+// still log while their Close returns in the background.
+type logGate struct {
+	mu   sync.Mutex
+	done bool
+}
+
+func (g *logGate) close() {
+	g.mu.Lock()
+	g.done = true
+	g.mu.Unlock()
 }
 
 func (h *testHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelInfo }
@@ -364,13 +473,16 @@ func (h *testHandler) Handle(_ context.Context, r slog.Record) error {
 		b.WriteString(" " + a.String())
 		return true
 	})
-	defer func() { _ = recover() }() // t.Log after the test ended panics
-	h.t.Log(b.String())
+	h.ended.mu.Lock()
+	defer h.ended.mu.Unlock()
+	if !h.ended.done {
+		h.t.Log(b.String())
+	}
 	return nil
 }
 
 func (h *testHandler) WithAttrs(as []slog.Attr) slog.Handler {
-	return &testHandler{t: h.t, attrs: append(append([]slog.Attr(nil), h.attrs...), as...)}
+	return &testHandler{t: h.t, attrs: append(append([]slog.Attr(nil), h.attrs...), as...), ended: h.ended}
 }
 
 func (h *testHandler) WithGroup(string) slog.Handler { return h }

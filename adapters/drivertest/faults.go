@@ -40,10 +40,12 @@ func testBrokerUnavailable(t *testing.T, e *env) {
 	if c != nil {
 		_ = c.Close()
 	}
-	require.Error(t, err, "%s: consumer.New with no reachable broker", e.rule)
+	requireCode(t, e, err, polykafka.Unavailable, "consumer.New with no reachable broker (retried until its deadline)")
+	assert.ErrorIs(t, err, context.DeadlineExceeded, "%s: consumer.New's error says its deadline expired", e.rule)
 	assert.Less(t, time.Since(start), 3*time.Second, "%s: consumer.New returned long after its context's deadline (2s)", e.rule)
 
-	p, err := producer.New(ctx, b, &producer.Options{Logger: e.logger, CloseTimeout: time.Second})
+	// consumer.New used its whole deadline: the producer gets its own.
+	p, err := producer.New(e.ctx(2*time.Second), b, &producer.Options{Logger: e.logger, CloseTimeout: time.Second})
 	require.NoError(t, err, "%s: opening a producer does not need a broker", e.rule)
 	sctx, scancel := context.WithTimeout(context.Background(), time.Second)
 	defer scancel()
@@ -152,21 +154,8 @@ func failFirstCommit(t *testing.T, e *env, group string) *atomic.Int32 {
 			fake.KeepControl()
 			return nil, nil, false
 		}
-		resp := r.ResponseKind().(*kmsg.OffsetCommitResponse)
-		for _, rt := range r.Topics {
-			st := kmsg.NewOffsetCommitResponseTopic()
-			st.Topic = rt.Topic
-			st.TopicID = rt.TopicID
-			for _, rp := range rt.Partitions {
-				sp := kmsg.NewOffsetCommitResponseTopicPartition()
-				sp.Partition = rp.Partition
-				sp.ErrorCode = kerr.RebalanceInProgress.Code
-				st.Partitions = append(st.Partitions, sp)
-			}
-			resp.Topics = append(resp.Topics, st)
-		}
 		failed.Add(1)
-		return resp, nil, true
+		return commitErrorResponse(r, kerr.RebalanceInProgress.Code), nil, true
 	})
 	return &failed
 }
@@ -197,13 +186,33 @@ type lostHook struct{ n atomic.Int32 }
 
 func (h *lostHook) OnPartitionsLost(context.Context, []polykafka.TopicPartition) { h.n.Add(1) }
 
-// loseSession makes the coordinator forget the member of group: its next
-// heartbeat is refused with UNKNOWN_MEMBER_ID, so its partitions are lost,
+// loseSession makes the coordinator end the session of the member of
+// group: its next heartbeat is refused (UNKNOWN_MEMBER_ID under the classic
+// protocol, FENCED_MEMBER_EPOCH under KIP-848), so its partitions are lost,
 // not revoked (in-process cluster only).
 func loseSession(e *env, group string) {
 	fake := e.cluster.Fake()
 	require.NotNil(e.t, fake, "loseSession needs the in-process cluster")
 	var fired atomic.Bool
+	if e.h.GroupProtocol == consumer.GroupProtocolConsumer {
+		// KIP-848: the heartbeat is refused with FENCED_MEMBER_EPOCH,
+		// which the coordinator answers a member whose session it
+		// ended: the member gives up its partitions without committing
+		// (lost) and rejoins at epoch 0 with the same member id, which
+		// the coordinator (unlike after UNKNOWN_MEMBER_ID, which this
+		// fault cannot make it forget) still knows.
+		fake.ControlKey(int16(kmsg.ConsumerGroupHeartbeat), func(req kmsg.Request) (kmsg.Response, error, bool) {
+			r := req.(*kmsg.ConsumerGroupHeartbeatRequest)
+			if r.Group != group || r.MemberEpoch <= 0 || !fired.CompareAndSwap(false, true) {
+				fake.KeepControl()
+				return nil, nil, false
+			}
+			resp := r.ResponseKind().(*kmsg.ConsumerGroupHeartbeatResponse)
+			resp.ErrorCode = kerr.FencedMemberEpoch.Code
+			return resp, nil, true
+		})
+		return
+	}
 	fake.ControlKey(int16(kmsg.Heartbeat), func(req kmsg.Request) (kmsg.Response, error, bool) {
 		r := req.(*kmsg.HeartbeatRequest)
 		if r.Group != group || !fired.CompareAndSwap(false, true) {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -15,8 +14,7 @@ import (
 
 // admin is a kgo client that joins no group, with kadm on top.
 type admin struct {
-	cl  *kgo.Client
-	adm *kadm.Client
+	cluster
 }
 
 var (
@@ -45,7 +43,7 @@ func (b *Backend) OpenAdmin(_ context.Context, cfg driver.AdminConfig) (driver.A
 	if err != nil {
 		return nil, polykafka.NewError(polykafka.InvalidArgument, op, "", err)
 	}
-	return &admin{cl: cl, adm: kadm.NewClient(cl)}, nil
+	return &admin{cluster: newCluster(cl)}, nil
 }
 
 // GroupState implements driver.Admin with kadm's DescribeGroups.
@@ -68,45 +66,11 @@ func (a *admin) GroupState(ctx context.Context, group string) (driver.GroupState
 
 // Committed implements driver.Admin with kadm's FetchOffsets.
 func (a *admin) Committed(ctx context.Context, group string, topics []string) (map[polykafka.TopicPartition]polykafka.CommittedOffset, error) {
-	out, err := committed(ctx, a.adm, group, topics)
+	out, err := a.committed(ctx, group, topics, false)
 	if errors.Is(err, kerr.GroupIDNotFound) {
 		return map[polykafka.TopicPartition]polykafka.CommittedOffset{}, nil // kfake's answer for a group it does not know
 	}
 	return out, err
-}
-
-// ListOffsets implements driver.Admin.
-func (a *admin) ListOffsets(ctx context.Context, tps []polykafka.TopicPartition, at int64) (map[polykafka.TopicPartition]int64, error) {
-	return listOffsets(ctx, a.adm, tps, at)
-}
-
-// PartitionCounts implements driver.Admin.
-func (a *admin) PartitionCounts(ctx context.Context, topics []string) (map[string]int32, error) {
-	return partitionCounts(ctx, a.cl, topics)
-}
-
-// CommitAsAdmin implements driver.Admin with kadm's CommitOffsets, whose
-// request carries each Offset's Metadata and kmsg's defaults for the
-// generation (-1) and the member id (empty).
-func (a *admin) CommitAsAdmin(ctx context.Context, group string, offsets map[polykafka.TopicPartition]polykafka.CommittedOffset) error {
-	if len(offsets) == 0 {
-		return nil
-	}
-	var os kadm.Offsets
-	for tp, o := range offsets {
-		os.Add(kadm.Offset{Topic: tp.Topic, Partition: tp.Partition, At: o.Offset, LeaderEpoch: -1, Metadata: o.Metadata})
-	}
-	resps, err := a.adm.CommitOffsets(ctx, group, os)
-	if err != nil {
-		return err
-	}
-	var errs []error
-	resps.Each(func(r kadm.OffsetResponse) {
-		if r.Err != nil {
-			errs = append(errs, &driver.PartitionError{TopicPartition: polykafka.TopicPartition{Topic: r.Topic, Partition: r.Partition}, Err: r.Err})
-		}
-	})
-	return errors.Join(errs...)
 }
 
 // Close implements driver.Admin.
@@ -114,6 +78,3 @@ func (a *admin) Close(context.Context) error {
 	a.cl.Close()
 	return nil
 }
-
-// ErrorCode implements driver.Admin.
-func (*admin) ErrorCode(err error) polykafka.ErrorCode { return errorCode(err) }

@@ -91,9 +91,10 @@ func (b *balancer) MemberBalancer(members []kmsg.JoinGroupResponseMember) (kgo.G
 }
 
 // awaitMetadata refreshes the client's metadata until it has want[t]
-// partitions of every topic t, for at most 10s (the rebalance timeout is
-// 60s by default). kgo has no notification of a metadata update, so it
-// checks after each forced refresh, on a 100ms ticker.
+// partitions of every topic t, for at most driver.LeaderMetadataWait (the
+// rebalance timeout is 60s by default). kgo has no notification of a
+// metadata update, so it checks after each forced refresh, waiting the
+// client's own RetryBackoffFn between checks.
 func (b *balancer) awaitMetadata(want map[string]int32) {
 	cl := b.cl.Load()
 	if cl == nil || len(want) == 0 {
@@ -110,20 +111,11 @@ func (b *balancer) awaitMetadata(want map[string]int32) {
 		}
 		return true
 	}
-	if fresh() {
-		return
+	retryBackoff, _ := cl.OptValue(kgo.RetryBackoffFn).(func(int) time.Duration)
+	if retryBackoff == nil {
+		retryBackoff = func(int) time.Duration { return 100 * time.Millisecond }
 	}
-	deadline := time.NewTimer(10 * time.Second)
-	defer deadline.Stop()
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	for !fresh() {
-		cl.ForceMetadataRefresh()
-		select {
-		case <-deadline.C:
-			b.log.Warn("polykafka: franz: leader metadata still misses partitions members reported; planning anyway", "want", want)
-			return
-		case <-tick.C:
-		}
+	if !driver.AwaitLeaderMetadata(fresh, cl.ForceMetadataRefresh, retryBackoff) {
+		b.log.Warn("polykafka: franz: leader metadata still misses partitions members reported; planning anyway", "want", want)
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -17,15 +16,28 @@ import (
 )
 
 type consumer struct {
-	cl    *kgo.Client
-	adm   *kadm.Client
+	cluster
 	h     driver.GroupHandler
 	group string
-	bal   *balancer
+	bal   *balancer // classic protocol only
+	// stable: Committed asks for stable offsets (ReadCommitted, KIP-447).
+	stable bool
+	// kip848: the member runs KIP-848's consumer protocol
+	// (ServerSideBalancer with kgo's own RangeBalancer).
+	kip848 bool
+
+	// hmu serializes the GroupHandler calls: kgo's callbacks, and under
+	// KIP-848 the retry of a failed Assigned from Rejoin.
+	hmu sync.Mutex
 
 	mu      sync.Mutex
 	pending map[polykafka.TopicPartition]int64 // Assigned's offsets, until AdjustFetchOffsetsFn applies them
 	stopped map[polykafka.TopicPartition]bool  // reported out of range: not fetched until Seek
+	// failed (KIP-848 only): partitions whose Assigned failed. They are
+	// assigned to kgo paused, so that Rejoin(nil) can decide them again
+	// and start them with SetOffsets: under KIP-848 there is no rebalance
+	// that would assign them again while the member keeps them.
+	failed map[polykafka.TopicPartition]bool
 }
 
 var (
@@ -45,10 +57,22 @@ func (b *Backend) OpenConsumer(ctx context.Context, cfg driver.ConsumerConfig) (
 	c := &consumer{
 		h:       cfg.Handler,
 		group:   cfg.Group,
+		stable:  cfg.ReadCommitted,
 		pending: make(map[polykafka.TopicPartition]int64),
 		stopped: make(map[polykafka.TopicPartition]bool),
+		failed:  make(map[polykafka.TopicPartition]bool),
+		kip848:  cfg.GroupProtocol == driver.GroupProtocolConsumer,
 	}
-	c.bal = newBalancer(cfg.Logger)
+	// kgo runs KIP-848 only with its own RangeBalancer or StickyBalancer
+	// first in Balancers (should848 checks the concrete type), so the
+	// wrapped balancer, whose user data and leader metadata refresh exist
+	// for the classic protocol only, is left out. kgo's range maps to the
+	// coordinator's "range" assignor.
+	balancers := kgo.Balancers(kgo.RangeBalancer())
+	if !c.kip848 {
+		c.bal = newBalancer(cfg.Logger)
+		balancers = kgo.Balancers(c.bal)
+	}
 	isolation := kgo.ReadUncommitted()
 	if cfg.ReadCommitted {
 		isolation = kgo.ReadCommitted()
@@ -60,7 +84,7 @@ func (b *Backend) OpenConsumer(ctx context.Context, cfg driver.ConsumerConfig) (
 		kgo.ConsumerGroup(cfg.Group),
 		kgo.ConsumeTopics(cfg.Topics...),
 		kgo.DisableAutoCommit(),
-		kgo.Balancers(c.bal),
+		balancers,
 		kgo.OnPartitionsAssigned(c.onAssigned),
 		kgo.OnPartitionsRevoked(c.onRevoked),
 		kgo.OnPartitionsLost(c.onLost),
@@ -72,14 +96,61 @@ func (b *Backend) OpenConsumer(ctx context.Context, cfg driver.ConsumerConfig) (
 		// portable layer's offset, so this is only reached mid-stream.
 		kgo.ConsumeResetOffset(kgo.NoResetOffset()),
 	)
+	if c.kip848 {
+		opts = append(opts, kgo.ServerSideBalancer())
+	}
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return nil, polykafka.NewError(polykafka.InvalidArgument, op, "", err)
 	}
-	c.cl = cl
-	c.adm = kadm.NewClient(cl)
-	c.bal.cl.Store(cl)
+	// Set before anything waits: kgo joins the group in the background
+	// and its callbacks use them.
+	c.cluster = newCluster(cl)
+	if c.bal != nil {
+		c.bal.cl.Store(cl)
+	}
+	if c.kip848 {
+		if err := requireKIP848(ctx, cl); err != nil {
+			cl.Close()
+			return nil, err
+		}
+	}
 	return c, nil
+}
+
+// requireKIP848 fails with Unimplemented when the cluster does not serve
+// ConsumerGroupHeartbeat v1 (KIP-848 as Kafka 4.0 ships it): kgo would fall
+// back to the classic protocol silently. If the cluster does not answer,
+// it returns nil and leaves the error to the first request of the
+// portable layer, which bounds it.
+func requireKIP848(ctx context.Context, cl *kgo.Client) error {
+	// kgo's dial timeout is not cut short by ctx: bound the wait here.
+	type answer struct {
+		resp *kmsg.ApiVersionsResponse
+		err  error
+	}
+	done := make(chan answer, 1)
+	go func() {
+		resp, err := kmsg.NewPtrApiVersionsRequest().RequestWith(ctx, cl)
+		done <- answer{resp, err}
+	}()
+	var a answer
+	select {
+	case a = <-done:
+	case <-ctx.Done():
+		return nil
+	}
+	resp := a.resp
+	if a.err != nil || resp.ErrorCode != 0 {
+		return nil
+	}
+	for _, k := range resp.ApiKeys {
+		if k.ApiKey == kmsg.ConsumerGroupHeartbeat.Int16() && k.MaxVersion >= 1 {
+			return nil
+		}
+	}
+	return polykafka.NewError(polykafka.Unimplemented, "franz: OpenConsumer",
+		"Options.GroupProtocol: consumer: the cluster does not serve ConsumerGroupHeartbeat v1 (KIP-848 needs Kafka 4.0+ with \"consumer\" in group.coordinator.rebalance.protocols)", nil)
 }
 
 func toTPs(m map[string][]int32) []polykafka.TopicPartition {
@@ -95,10 +166,30 @@ func toTPs(m map[string][]int32) []polykafka.TopicPartition {
 // onAssigned asks the portable layer where the partitions start. If it
 // fails, nothing is recorded and adjust drops the partitions from the
 // fetch; the portable layer decides whether to rebalance again.
-func (c *consumer) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[string][]int32) {
+//
+// Under KIP-848 the partitions stay with the member, so they are paused
+// and recorded instead: Rejoin(nil) decides them again.
+func (c *consumer) onAssigned(ctx context.Context, cl *kgo.Client, assigned map[string][]int32) {
 	tps := toTPs(assigned)
+	if c.kip848 {
+		// The coordinator assigns partitions added to a topic before
+		// kgo's metadata shows them (kgo refreshes it every
+		// MetadataMaxAge, 5 min by default), and kgo fetches only
+		// partitions its metadata knows.
+		cl.ForceMetadataRefresh()
+	}
+	c.hmu.Lock()
+	defer c.hmu.Unlock()
 	offs, err := c.h.Assigned(ctx, tps)
 	if err != nil {
+		if c.kip848 {
+			cl.PauseFetchPartitions(assigned)
+			c.mu.Lock()
+			for _, tp := range tps {
+				c.failed[tp] = true
+			}
+			c.mu.Unlock()
+		}
 		return
 	}
 	c.mu.Lock()
@@ -125,6 +216,13 @@ func (c *consumer) adjust(_ context.Context, offsets map[string]map[int32]kgo.Of
 				delete(c.pending, tp)
 				continue
 			}
+			if c.failed[tp] {
+				// Paused until decided. An offset (not fetched) is
+				// needed for SetOffsets to start it later: kgo sets
+				// offsets only of partitions it consumes.
+				ps[p] = kgo.NewOffset().At(0).WithEpoch(-1)
+				continue
+			}
 			delete(ps, p)
 		}
 	}
@@ -133,23 +231,85 @@ func (c *consumer) adjust(_ context.Context, offsets map[string]map[int32]kgo.Of
 
 func (c *consumer) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
 	tps := toTPs(revoked)
+	if len(tps) == 0 {
+		return // kgo's KIP-848 reconciliation may call it with nothing revoked
+	}
+	c.hmu.Lock()
+	defer c.hmu.Unlock()
 	c.forget(tps)
 	c.h.Revoked(ctx, tps)
 }
 
 func (c *consumer) onLost(ctx context.Context, _ *kgo.Client, lost map[string][]int32) {
 	tps := toTPs(lost)
+	if len(tps) == 0 {
+		return
+	}
+	c.hmu.Lock()
+	defer c.hmu.Unlock()
 	c.forget(tps)
 	c.h.Lost(ctx, tps)
 }
 
 func (c *consumer) forget(tps []polykafka.TopicPartition) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	var unpause []polykafka.TopicPartition
 	for _, tp := range tps {
 		delete(c.pending, tp)
 		delete(c.stopped, tp)
+		if c.failed[tp] {
+			delete(c.failed, tp)
+			unpause = append(unpause, tp)
+		}
 	}
+	c.mu.Unlock()
+	if len(unpause) > 0 {
+		// kgo's pauses outlive an assignment: a partition assigned
+		// again must not start paused.
+		c.cl.ResumeFetchPartitions(byTopic(unpause))
+	}
+}
+
+// retryFailed (KIP-848) asks the portable layer again where the partitions
+// whose Assigned failed start, and starts those it decided.
+func (c *consumer) retryFailed(ctx context.Context) {
+	c.hmu.Lock()
+	defer c.hmu.Unlock()
+	c.mu.Lock()
+	tps := make([]polykafka.TopicPartition, 0, len(c.failed))
+	for tp := range c.failed {
+		tps = append(tps, tp)
+	}
+	c.mu.Unlock()
+	if len(tps) == 0 {
+		return
+	}
+	offs, err := c.h.Assigned(ctx, tps)
+	if err != nil {
+		return // the portable layer calls Rejoin(nil) again when it wants to
+	}
+	set := make(map[string]map[int32]kgo.EpochOffset)
+	var started []polykafka.TopicPartition
+	c.mu.Lock()
+	for _, tp := range tps {
+		o, ok := offs[tp]
+		if !ok {
+			continue
+		}
+		if set[tp.Topic] == nil {
+			set[tp.Topic] = make(map[int32]kgo.EpochOffset)
+		}
+		set[tp.Topic][tp.Partition] = kgo.EpochOffset{Epoch: -1, Offset: o.Offset}
+		// Also for AdjustFetchOffsetsFn, in case kgo has not fetched the
+		// partition's offsets yet (SetOffsets skips it then).
+		c.pending[tp] = o.Offset
+		delete(c.failed, tp)
+		delete(c.stopped, tp)
+		started = append(started, tp)
+	}
+	c.mu.Unlock()
+	c.cl.SetOffsets(set)
+	c.cl.ResumeFetchPartitions(byTopic(started))
 }
 
 // Fetch implements driver.Consumer: records of every partition kgo
@@ -189,22 +349,29 @@ func (c *consumer) Fetch(ctx context.Context, max int, buf []polykafka.Record) (
 		i := 0
 		fs.EachPartition(func(p kgo.FetchTopicPartition) {
 			for _, r := range p.Records {
-				out[i] = polykafka.Record{
-					Topic:     r.Topic,
-					Partition: r.Partition,
-					Offset:    r.Offset,
-					Key:       r.Key,
-					Value:     r.Value,
-					Headers:   fromKgoHeaders(r.Headers),
-					Timestamp: r.Timestamp,
-					Native:    r,
-				}
+				setRecord(&out[i], r)
 				i++
 			}
 		})
 		out = out[:i]
 	}
 	return out, errors.Join(errs...)
+}
+
+// setRecord sets every field of o (an element of a reused buffer) from r,
+// one field at a time: assigning a whole Record literal to heap memory
+// costs a bulk write barrier per record while the GC runs, which showed in
+// the consume path's profile (see the Record field test in the root
+// package, which fails when Record gains a field this must set).
+func setRecord(o *polykafka.Record, r *kgo.Record) {
+	o.Topic = r.Topic
+	o.Partition = r.Partition
+	o.Offset = r.Offset
+	o.Key = r.Key
+	o.Value = r.Value
+	o.Headers = fromKgoHeaders(r.Headers)
+	o.Timestamp = r.Timestamp
+	o.Native = r
 }
 
 func fromKgoHeaders(hs []kgo.RecordHeader) []polykafka.Header {
@@ -293,118 +460,7 @@ func (c *consumer) Commit(ctx context.Context, offsets map[polykafka.TopicPartit
 
 // Committed implements driver.Consumer.
 func (c *consumer) Committed(ctx context.Context, topics []string) (map[polykafka.TopicPartition]polykafka.CommittedOffset, error) {
-	return committed(ctx, c.adm, c.group, topics)
-}
-
-// committed returns group's commits in topics with kadm's FetchOffsets.
-func committed(ctx context.Context, adm *kadm.Client, group string, topics []string) (map[polykafka.TopicPartition]polykafka.CommittedOffset, error) {
-	resps, err := adm.FetchOffsets(ctx, group)
-	if err != nil {
-		return nil, err
-	}
-	want := make(map[string]bool, len(topics))
-	for _, t := range topics {
-		want[t] = true
-	}
-	out := make(map[polykafka.TopicPartition]polykafka.CommittedOffset)
-	for t, ps := range resps {
-		if !want[t] {
-			continue
-		}
-		for p, r := range ps {
-			if r.Err != nil {
-				return nil, r.Err
-			}
-			if r.At < 0 {
-				continue
-			}
-			out[polykafka.TopicPartition{Topic: t, Partition: p}] = polykafka.CommittedOffset{Offset: r.At, Metadata: r.Metadata}
-		}
-	}
-	return out, nil
-}
-
-// ListOffsets implements driver.Consumer.
-func (c *consumer) ListOffsets(ctx context.Context, tps []polykafka.TopicPartition, at int64) (map[polykafka.TopicPartition]int64, error) {
-	return listOffsets(ctx, c.adm, tps, at)
-}
-
-// listOffsets resolves at for each of tps with kadm's ListOffsets calls.
-func listOffsets(ctx context.Context, adm *kadm.Client, tps []polykafka.TopicPartition, at int64) (map[polykafka.TopicPartition]int64, error) {
-	var topics []string
-	seen := make(map[string]bool)
-	for _, tp := range tps {
-		if !seen[tp.Topic] {
-			seen[tp.Topic] = true
-			topics = append(topics, tp.Topic)
-		}
-	}
-	var listed kadm.ListedOffsets
-	var err error
-	switch {
-	case at == polykafka.OffsetEarliest:
-		listed, err = adm.ListStartOffsets(ctx, topics...)
-	case at == polykafka.OffsetLatest:
-		listed, err = adm.ListEndOffsets(ctx, topics...)
-	case at >= 0:
-		listed, err = adm.ListOffsetsAfterMilli(ctx, at, topics...)
-	default:
-		return nil, polykafka.NewError(polykafka.InvalidArgument, "franz: ListOffsets", fmt.Sprintf("at %d is neither a special offset nor a timestamp", at), nil)
-	}
-	if err != nil {
-		return nil, err
-	}
-	out := make(map[polykafka.TopicPartition]int64, len(tps))
-	for _, tp := range tps {
-		lo, ok := listed.Lookup(tp.Topic, tp.Partition)
-		if !ok {
-			return nil, fmt.Errorf("franz: no listed offset for %s: %w", tp, kerr.UnknownTopicOrPartition)
-		}
-		if lo.Err != nil {
-			return nil, fmt.Errorf("franz: list offsets of %s: %w", tp, lo.Err)
-		}
-		out[tp] = lo.Offset
-	}
-	return out, nil
-}
-
-// PartitionCounts implements driver.Consumer.
-func (c *consumer) PartitionCounts(ctx context.Context, topics []string) (map[string]int32, error) {
-	return partitionCounts(ctx, c.cl, topics)
-}
-
-// partitionCounts reads partition counts with a real Metadata request.
-// kadm's Metadata answers from a cache up to MetadataMinAge (5s) old;
-// RequestCachedMetadata with a 1ns limit sends a real request and
-// refreshes that cache, so the kadm calls that follow (ListOffsets in the
-// start decision) see the same partitions.
-func partitionCounts(ctx context.Context, cl *kgo.Client, topics []string) (map[string]int32, error) {
-	req := kmsg.NewPtrMetadataRequest()
-	for _, t := range topics {
-		rt := kmsg.NewMetadataRequestTopic()
-		rt.Topic = kmsg.StringPtr(t)
-		req.Topics = append(req.Topics, rt)
-	}
-	resp, err := cl.RequestCachedMetadata(ctx, req, time.Nanosecond)
-	if err != nil {
-		return nil, err
-	}
-	out := make(map[string]int32, len(topics))
-	for _, t := range resp.Topics {
-		if t.Topic == nil {
-			continue
-		}
-		if err := kerr.ErrorForCode(t.ErrorCode); err != nil {
-			return nil, fmt.Errorf("topic %q: %w", *t.Topic, err)
-		}
-		out[*t.Topic] = int32(len(t.Partitions))
-	}
-	for _, t := range topics {
-		if _, ok := out[t]; !ok {
-			return nil, fmt.Errorf("topic %q: %w", t, kerr.UnknownTopicOrPartition)
-		}
-	}
-	return out, nil
+	return c.committed(ctx, c.group, topics, c.stable)
 }
 
 // Rejoin implements driver.Consumer. For growth, the counts go into the
@@ -413,7 +469,19 @@ func partitionCounts(ctx context.Context, cl *kgo.Client, topics []string) (map[
 // rejoins by itself (kgo's findNewAssignments), so on the leader a forced
 // rebalance would add a second one for the same growth: it is forced only
 // on a non-leader, or for a retry (nil counts), when nothing grew.
-func (c *consumer) Rejoin(_ context.Context, counts map[string]int32) error {
+//
+// Under KIP-848 nothing is rejoined: the coordinator assigns new
+// partitions by itself, and for a retry (nil counts) the partitions whose
+// Assigned failed, which the member still owns, are decided again here.
+func (c *consumer) Rejoin(ctx context.Context, counts map[string]int32) error {
+	if c.kip848 {
+		if counts == nil {
+			c.retryFailed(ctx)
+		} else {
+			c.cl.ForceMetadataRefresh()
+		}
+		return nil
+	}
 	if counts == nil {
 		c.cl.ForceRebalance()
 		return nil
@@ -448,14 +516,31 @@ func byTopic(tps []polykafka.TopicPartition) map[string][]int32 {
 
 // Close implements driver.Consumer: leaving the group revokes every owned
 // partition (the handler commits them), then the client is closed.
+//
+// Under KIP-848 kgo generates the member id before it joins, so it sends a
+// leave even for a member the coordinator has not admitted yet (member
+// epoch 0), and would wait on an unreachable cluster for all of ctx. Such
+// a leave matters only if a join is in flight, when the cluster answers
+// within a round trip, so it is bounded by unadmittedLeave.
 func (c *consumer) Close(ctx context.Context) error {
-	err := c.cl.LeaveGroupContext(ctx)
+	leaveCtx := ctx
+	if c.kip848 {
+		if _, epoch := c.cl.GroupMetadata(); epoch <= 0 {
+			var cancel context.CancelFunc
+			leaveCtx, cancel = context.WithTimeout(ctx, unadmittedLeave)
+			defer cancel()
+		}
+	}
+	err := c.cl.LeaveGroupContext(leaveCtx)
 	c.cl.Close()
-	if errors.Is(err, kgo.ErrClientClosed) {
-		err = nil
+	if errors.Is(err, kgo.ErrClientClosed) || leaveCtx != ctx && ctx.Err() == nil && leaveCtx.Err() != nil {
+		err = nil // closed already, or the bounded leave of a member never admitted
 	}
 	return err
 }
+
+// unadmittedLeave bounds the leave of a KIP-848 member not admitted yet.
+const unadmittedLeave = 2 * time.Second
 
 // As implements driver.Consumer.
 func (c *consumer) As(target any) bool {
@@ -465,6 +550,3 @@ func (c *consumer) As(target any) bool {
 	}
 	return false
 }
-
-// ErrorCode implements driver.Consumer.
-func (*consumer) ErrorCode(err error) polykafka.ErrorCode { return errorCode(err) }

@@ -42,6 +42,15 @@
 // leads, it refreshes its metadata until it sees every partition any member
 // reported before it plans, because kgo plans from its metadata cache.
 //
+// With consumer.Options.GroupProtocol set to GroupProtocolConsumer the
+// member runs KIP-848 instead: kgo's ServerSideBalancer with kgo's own
+// RangeBalancer (the coordinator's "range" assignor), since kgo runs KIP-848
+// only with its own range or sticky balancer; no user data, no leader, no
+// forced rebalance. OpenConsumer fails with Unimplemented when the cluster
+// does not serve ConsumerGroupHeartbeat v1, where kgo would fall back to
+// the classic protocol silently. Partitions whose start decision failed
+// stay assigned, paused, until the portable layer decides them again.
+//
 // # As
 //
 //   - Consumer.As and Producer.As: **kgo.Client.
@@ -105,8 +114,12 @@ func (b *Backend) clientOpts(producer bool) ([]kgo.Opt, error) {
 		kgo.SeedBrokers(b.conn.Brokers...),
 		kgo.ClientID(b.conn.ClientIDOr("polykafka")),
 	}
-	if b.conn.TLS != nil {
-		opts = append(opts, kgo.DialTLSConfig(b.conn.TLS.Clone()))
+	tlsCfg, err := b.conn.TLSConfig()
+	if err != nil {
+		return nil, err
+	}
+	if tlsCfg != nil {
+		opts = append(opts, kgo.DialTLSConfig(tlsCfg))
 	}
 	if s := b.conn.SASL; s != nil {
 		switch s.Mechanism {
@@ -148,7 +161,10 @@ func errorCode(err error) polykafka.ErrorCode {
 		return polykafka.Closed
 	case errors.Is(err, errInvalidPartition):
 		return polykafka.InvalidArgument
-	case errors.As(err, &ne), errors.Is(err, net.ErrClosed):
+	case errors.As(err, &ne), errors.Is(err, net.ErrClosed),
+		errors.Is(err, kgo.ErrRecordTimeout), errors.Is(err, kgo.ErrRecordRetries):
+		// ErrRecordTimeout: not acknowledged within the delivery timeout;
+		// ErrRecordRetries: a native RecordRetries limit was reached.
 		return polykafka.Unavailable
 	}
 	var ee *kgo.ErrFirstReadEOF

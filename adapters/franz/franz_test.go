@@ -1,6 +1,7 @@
 package franz_test
 
 import (
+	"reflect"
 	"testing"
 	"time"
 
@@ -29,8 +30,12 @@ func TestMain(m *testing.M) {
 // when a resumed partition shares its leader with a partition being
 // fetched, its records wait for that long poll to end (PauseResume took 5s
 // instead of 0.1s whenever both partitions had the same leader).
-func testBackend(_ *testing.T, brokers []string) driver.Backend {
-	return franz.New(polykafka.Connection{Brokers: brokers},
+func testBackend(t *testing.T, brokers []string) driver.Backend {
+	return testConnect(t, polykafka.Connection{Brokers: brokers})
+}
+
+func testConnect(_ *testing.T, conn polykafka.Connection) driver.Backend {
+	return franz.New(conn,
 		kgo.HeartbeatInterval(250*time.Millisecond),
 		kgo.MetadataMinAge(100*time.Millisecond),
 		kgo.FetchMaxWait(500*time.Millisecond),
@@ -38,11 +43,25 @@ func testBackend(_ *testing.T, brokers []string) driver.Backend {
 }
 
 func TestConformance(t *testing.T) {
-	drivertest.Run(t, drivertest.Harness{
-		Name:         "franz",
-		NewBackend:   testBackend,
-		Transactions: true,
-		Reader:       true,
+	drivertest.Run(t, harness(consumer.GroupProtocolClassic))
+}
+
+// TestConformanceKIP848 runs the suite again with every group member on
+// KIP-848's consumer group protocol (kgo's ServerSideBalancer).
+func TestConformanceKIP848(t *testing.T) {
+	drivertest.Run(t, harness(consumer.GroupProtocolConsumer))
+}
+
+func harness(gp consumer.GroupProtocol) drivertest.Harness {
+	return drivertest.Harness{
+		Name:          "franz",
+		NewBackend:    testBackend,
+		Connect:       testConnect,
+		Transactions:  true,
+		StableOffsets: true,
+		Reader:        true,
+		KIP848:        true,
+		GroupProtocol: gp,
 		CheckAs: func(t *testing.T, c *consumer.Consumer, p *producer.Producer) {
 			var cl *kgo.Client
 			require.True(t, c.As(&cl), "a franz consumer exposes its *kgo.Client")
@@ -52,9 +71,23 @@ func TestConformance(t *testing.T) {
 			assert.NotNil(t, pcl)
 			assert.NotSame(t, cl, pcl, "the consumer and the producer own separate clients")
 		},
-	})
+	}
 }
 
 func TestAdmin(t *testing.T) {
 	admintest.Run(t, admintest.Harness{NewBackend: testBackend})
+}
+
+// TestKgoRecordFields guards Produce's fill of a reused kgo.Record slot,
+// which writes it one field at a time, every field: a field kgo adds must
+// be set there too.
+func TestKgoRecordFields(t *testing.T) {
+	rt := reflect.TypeFor[kgo.Record]()
+	var names []string
+	for i := range rt.NumField() {
+		names = append(names, rt.Field(i).Name)
+	}
+	assert.Equal(t, []string{"Key", "Value", "Headers", "Timestamp", "Topic", "Partition", "Attrs",
+		"ProducerEpoch", "ProducerID", "LeaderEpoch", "Offset", "Context"}, names,
+		"kgo.Record's fields changed: set the new ones in Produce, then update this list")
 }

@@ -16,7 +16,7 @@ import (
 )
 
 type producer struct {
-	cl        *kgo.Client
+	cluster
 	cur       atomic.Pointer[chunk] // where the next pendings come from
 	pool      sync.Pool             // chunks whose every record was delivered
 	delivered func(*polykafka.Record, error, func(*polykafka.Record, error))
@@ -65,6 +65,9 @@ func (b *Backend) OpenProducer(_ context.Context, cfg driver.ProducerConfig) (dr
 		kgo.WithLogger(slogLogger{cfg.Logger}),
 		kgo.RecordPartitioner(recordPartitioner{inner: kgo.UniformBytesPartitioner(64<<10, true, true, nil), manual: cfg.ManualPartitions}),
 		kgo.ProducerLinger(cfg.Linger),
+		// Kafka's delivery.timeout.ms, which kgo has as such; retries stay
+		// unlimited within it (kgo's default RecordRetries).
+		kgo.RecordDeliveryTimeout(cfg.DeliveryTimeout),
 	}
 	opts = append(opts, base...)
 	switch cfg.Acks {
@@ -83,20 +86,28 @@ func (b *Backend) OpenProducer(_ context.Context, cfg driver.ProducerConfig) (dr
 	}
 	if cfg.TransactionalID != "" {
 		opts = append(opts, kgo.TransactionalID(cfg.TransactionalID))
+	} else if idem {
+		// Kafka's delivery.timeout.ms fails a record whose request is in
+		// flight when the timeout passes (Java's producer then bumps its
+		// epoch, as kgo does); kgo's idempotent default waits for such a
+		// record's outcome however long an outage lasts. A transactional
+		// producer keeps kgo's default (kgo refuses both at once): its
+		// records are bounded by the transaction instead.
+		opts = append(opts, kgo.AllowIdempotentProduceCancellation())
 	}
 	switch cfg.Compression {
-	case "none", "":
+	case driver.CompressionNone:
 		opts = append(opts, kgo.ProducerBatchCompression(kgo.NoCompression()))
-	case "gzip":
+	case driver.CompressionGzip:
 		opts = append(opts, kgo.ProducerBatchCompression(kgo.GzipCompression()))
-	case "snappy":
+	case driver.CompressionSnappy:
 		opts = append(opts, kgo.ProducerBatchCompression(kgo.SnappyCompression()))
-	case "lz4":
+	case driver.CompressionLZ4:
 		opts = append(opts, kgo.ProducerBatchCompression(kgo.Lz4Compression()))
-	case "zstd":
+	case driver.CompressionZstd:
 		opts = append(opts, kgo.ProducerBatchCompression(kgo.ZstdCompression()))
 	default:
-		return nil, polykafka.NewError(polykafka.InvalidArgument, op, "compression "+cfg.Compression, nil)
+		return nil, polykafka.NewError(polykafka.InvalidArgument, op, "compression "+string(cfg.Compression), nil)
 	}
 	if cfg.BatchBytes > 0 {
 		opts = append(opts, kgo.ProducerBatchMaxBytes(cfg.BatchBytes))
@@ -111,7 +122,7 @@ func (b *Backend) OpenProducer(_ context.Context, cfg driver.ProducerConfig) (dr
 	if err != nil {
 		return nil, polykafka.NewError(polykafka.InvalidArgument, op, "", err)
 	}
-	return &producer{cl: cl, delivered: cfg.Delivered, idem: idem, txID: cfg.TransactionalID}, nil
+	return &producer{cluster: newCluster(cl), delivered: cfg.Delivered, idem: idem, txID: cfg.TransactionalID}, nil
 }
 
 // pending is one record in flight: the kgo.Record handed to kgo and what
@@ -155,7 +166,11 @@ func (p *producer) alloc() *pending {
 		if p.cur.CompareAndSwap(c, nc) {
 			return &nc.ps[0]
 		}
-		p.pool.Put(nc)
+		// Another goroutine installed a chunk first. nc is dropped, not
+		// kept for reuse: a goroutine holding a stale pointer to nc (a
+		// reused chunk) may have taken a slot of it since next was reset,
+		// and a reuse would hand that slot out twice. Its slots that are
+		// in use keep it alive; the GC frees it after them.
 	}
 }
 
@@ -163,17 +178,24 @@ func (p *producer) alloc() *pending {
 func (p *producer) Produce(ctx context.Context, r *polykafka.Record, done func(*polykafka.Record, error)) {
 	pd := p.alloc()
 	pd.p, pd.rec, pd.done = p, r, done
-	pd.kr = kgo.Record{
-		Topic:     r.Topic,
-		Partition: r.Partition,
-		Key:       r.Key,
-		Value:     r.Value,
-		Headers:   toKgoHeaders(r.Headers),
-		Timestamp: r.Timestamp,
-		Context:   ctx,
-		Offset:    adapterMark,
-	}
-	p.cl.Produce(ctx, &pd.kr, promise)
+	// Every field of the (reused) slot, one at a time: assigning a whole
+	// kgo.Record literal to the chunk costs a bulk write barrier per
+	// record while the GC runs (TestKgoRecordFields fails when kgo.Record
+	// gains a field this must set).
+	kr := &pd.kr
+	kr.Key = r.Key
+	kr.Value = r.Value
+	kr.Headers = toKgoHeaders(r.Headers)
+	kr.Timestamp = r.Timestamp
+	kr.Topic = r.Topic
+	kr.Partition = r.Partition
+	kr.Attrs = kgo.RecordAttrs{}
+	kr.ProducerEpoch = 0
+	kr.ProducerID = 0
+	kr.LeaderEpoch = 0
+	kr.Offset = adapterMark
+	kr.Context = ctx
+	p.cl.Produce(ctx, kr, promise)
 }
 
 // adapterMark is the Offset of the kgo.Records the adapter produces, until
@@ -221,11 +243,6 @@ func toKgoHeaders(hs []polykafka.Header) []kgo.RecordHeader {
 // Flush implements driver.Producer.
 func (p *producer) Flush(ctx context.Context) error { return p.cl.Flush(ctx) }
 
-// PartitionCounts implements driver.Producer.
-func (p *producer) PartitionCounts(ctx context.Context, topics []string) (map[string]int32, error) {
-	return partitionCounts(ctx, p.cl, topics)
-}
-
 // Refresh implements driver.Producer: kgo's partitioner reads the
 // client's metadata, which this refreshes now.
 func (p *producer) Refresh(context.Context, map[string]int32) error {
@@ -251,9 +268,6 @@ func (p *producer) As(target any) bool {
 	}
 	return false
 }
-
-// ErrorCode implements driver.Producer.
-func (*producer) ErrorCode(err error) polykafka.ErrorCode { return errorCode(err) }
 
 // recordPartitioner honours a record's own partition (>= 0) when the
 // producer was opened with ManualPartitions, and otherwise defers to the

@@ -4,7 +4,6 @@ import (
 	"context"
 	"sync"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/polykafka/polykafka"
@@ -57,8 +56,7 @@ func (b *Backend) OpenReader(_ context.Context, cfg driver.ReaderConfig) (driver
 		return nil, polykafka.NewError(polykafka.InvalidArgument, op, "", err)
 	}
 	c := &consumer{
-		cl:      cl,
-		adm:     kadm.NewClient(cl),
+		cluster: newCluster(cl),
 		pending: make(map[polykafka.TopicPartition]int64),
 		stopped: make(map[polykafka.TopicPartition]bool),
 	}

@@ -34,10 +34,12 @@ func newRedisStore(t *testing.T, addr string) *redisstore.Store { return testred
 func TestConformanceRedisStore(t *testing.T) {
 	addr := redisAddr(t)
 	drivertest.Run(t, drivertest.Harness{
-		Name:         "franz",
-		NewBackend:   testBackend,
-		Transactions: true,
-		Reader:       true,
+		Name:          "franz",
+		NewBackend:    testBackend,
+		Transactions:  true,
+		StableOffsets: true,
+		Reader:        true,
+		KIP848:        true,
 		CheckAs: func(t *testing.T, c *consumer.Consumer, p *producer.Producer) {
 			var cl *kgo.Client
 			assert.True(t, c.As(&cl), "a franz consumer exposes its *kgo.Client")

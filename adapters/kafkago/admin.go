@@ -15,11 +15,8 @@ import (
 // admin sends group and offset requests with a kafka.Client and metadata
 // requests on the dialer's connections; it joins no group.
 type admin struct {
-	b      *Backend
-	dialer *kafka.Dialer
-	tr     *kafka.Transport
-	client *kafka.Client
-	closed atomic.Bool
+	cluster
+	isClosed atomic.Bool
 }
 
 var (
@@ -37,12 +34,14 @@ func (b *Backend) OpenAdmin(ctx context.Context, _ driver.AdminConfig) (driver.A
 	if err != nil {
 		return nil, err
 	}
-	return &admin{b: b, dialer: d, tr: tr, client: &kafka.Client{Addr: b.addr(), Transport: tr}}, nil
+	a := &admin{cluster: b.newCluster(d, tr)}
+	a.cluster.closed = a.isClosed.Load
+	return a, nil
 }
 
 // GroupState implements driver.Admin with kafka.Client.DescribeGroups.
 func (a *admin) GroupState(ctx context.Context, group string) (driver.GroupState, error) {
-	if a.closed.Load() {
+	if a.isClosed.Load() {
 		return driver.GroupState{}, errClosed
 	}
 	ctx, cancel := a.b.opCtx(ctx)
@@ -68,50 +67,17 @@ func (a *admin) GroupState(ctx context.Context, group string) (driver.GroupState
 
 // Committed implements driver.Admin with kafka.Client.OffsetFetch.
 func (a *admin) Committed(ctx context.Context, group string, topics []string) (map[polykafka.TopicPartition]polykafka.CommittedOffset, error) {
-	if a.closed.Load() {
-		return nil, errClosed
-	}
-	out, err := committed(ctx, a.b, a.client, a.dialer, group, topics)
+	out, err := a.committed(ctx, group, topics)
 	if errors.Is(err, kafka.GroupIdNotFound) {
 		return map[polykafka.TopicPartition]polykafka.CommittedOffset{}, nil // kfake's answer for a group it does not know
 	}
 	return out, err
 }
 
-// ListOffsets implements driver.Admin with kafka.Client.ListOffsets.
-func (a *admin) ListOffsets(ctx context.Context, tps []polykafka.TopicPartition, at int64) (map[polykafka.TopicPartition]int64, error) {
-	if a.closed.Load() {
-		return nil, errClosed
-	}
-	return listOffsets(ctx, a.b, a.tr, tps, at)
-}
-
-// PartitionCounts implements driver.Admin.
-func (a *admin) PartitionCounts(ctx context.Context, topics []string) (map[string]int32, error) {
-	if a.closed.Load() {
-		return nil, errClosed
-	}
-	ctx, cancel := a.b.opCtx(ctx)
-	defer cancel()
-	return partitionCounts(ctx, a.dialer, a.b.conn.Brokers, topics)
-}
-
-// CommitAsAdmin implements driver.Admin with kafka.Client.OffsetCommit,
-// GenerationID -1 and no MemberID.
-func (a *admin) CommitAsAdmin(ctx context.Context, group string, offsets map[polykafka.TopicPartition]polykafka.CommittedOffset) error {
-	if a.closed.Load() {
-		return errClosed
-	}
-	if len(offsets) == 0 {
-		return nil
-	}
-	return commitOffsets(ctx, a.b, a.client, group, -1, "", offsets)
-}
-
 // Close implements driver.Admin: it closes the idle connections of the
 // transport the adapter built (a Transport of yours is left alone).
 func (a *admin) Close(context.Context) error {
-	if a.closed.Swap(true) {
+	if a.isClosed.Swap(true) {
 		return nil
 	}
 	if a.b.opts.Transport == nil {
@@ -119,6 +85,3 @@ func (a *admin) Close(context.Context) error {
 	}
 	return nil
 }
-
-// ErrorCode implements driver.Admin.
-func (*admin) ErrorCode(err error) polykafka.ErrorCode { return errorCode(err) }

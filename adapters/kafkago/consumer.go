@@ -14,24 +14,24 @@ import (
 
 	"github.com/polykafka/polykafka"
 	"github.com/polykafka/polykafka/adapters/driver"
+	"github.com/polykafka/polykafka/internal/backoff"
 )
 
 // consumer is one group member: a kafka.ConsumerGroup whose generations
 // are served one at a time by run, and one fetch loop per assigned and
 // decided partition (fetch.go).
 type consumer struct {
-	b      *Backend
-	cfg    driver.ConsumerConfig
-	log    *slog.Logger
-	dialer *kafka.Dialer
-	tr     *kafka.Transport
-	client *kafka.Client
+	cluster
+	cfg driver.ConsumerConfig
+	log *slog.Logger
 	// fetchTr carries the fetches: a transport of the consumer's own,
 	// closed by Close.
 	fetchTr *kafka.Transport
 	cg      *kafka.ConsumerGroup
 	bal     *balancer
 	rb      kafka.ReadBatchConfig
+	// readBackoff is the fetch loops' wait after an error.
+	readBackoff backoff.Schedule
 	// hbLost is set when a heartbeat of the current generation was
 	// answered with an error that means the member was forgotten (lost.go).
 	hbLost atomic.Bool
@@ -71,6 +71,9 @@ var (
 // (which joins in the background) and returns at once.
 func (b *Backend) OpenConsumer(ctx context.Context, cfg driver.ConsumerConfig) (driver.Consumer, error) {
 	const op = "kafkago: OpenConsumer"
+	if cfg.GroupProtocol != driver.GroupProtocolClassic {
+		return nil, polykafka.NewError(polykafka.Unimplemented, op, "Options.GroupProtocol: "+cfg.GroupProtocol.String()+": kafka-go has no KIP-848 consumer (only the classic protocol)", nil)
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -124,17 +127,15 @@ func (b *Backend) newConsumer(logger *slog.Logger, readCommitted bool) (*consume
 		return nil, err
 	}
 	c := &consumer{
-		b:       b,
-		log:     logger,
-		dialer:  d,
-		tr:      tr,
-		client:  &kafka.Client{Addr: b.addr(), Transport: tr},
-		fetchTr: freshTransport(tr),
-		rb:      b.opts.ReadBatch,
-		chunks:  make(chan chunk, 16),
-		wake:    make(chan struct{}, 1),
-		parts:   make(map[polykafka.TopicPartition]*partState),
-		paused:  make(map[polykafka.TopicPartition]bool),
+		cluster:     b.newCluster(d, tr),
+		log:         logger,
+		fetchTr:     freshTransport(tr),
+		rb:          b.opts.ReadBatch,
+		readBackoff: readSchedule(b.opts),
+		chunks:      make(chan chunk, 16),
+		wake:        make(chan struct{}, 1),
+		parts:       make(map[polykafka.TopicPartition]*partState),
+		paused:      make(map[polykafka.TopicPartition]bool),
 	}
 	if c.rb.MinBytes <= 0 {
 		c.rb.MinBytes = 1
@@ -149,6 +150,7 @@ func (b *Backend) newConsumer(logger *slog.Logger, readCommitted bool) (*consume
 	if readCommitted {
 		c.rb.IsolationLevel = kafka.ReadCommitted
 	}
+	c.cluster.closed = c.isClosed
 	return c, nil
 }
 
@@ -324,126 +326,7 @@ func commitOffsets(ctx context.Context, b *Backend, client *kafka.Client, group 
 
 // Committed implements driver.Consumer with kafka.Client.OffsetFetch.
 func (c *consumer) Committed(ctx context.Context, topics []string) (map[polykafka.TopicPartition]polykafka.CommittedOffset, error) {
-	if c.isClosed() {
-		return nil, errClosed
-	}
-	return committed(ctx, c.b, c.client, c.dialer, c.cfg.Group, topics)
-}
-
-// committed returns group's commits in topics with kafka.Client.OffsetFetch
-// for every partition of topics (counts read with a metadata request on
-// dialer's connection).
-func committed(ctx context.Context, b *Backend, client *kafka.Client, dialer *kafka.Dialer, group string, topics []string) (map[polykafka.TopicPartition]polykafka.CommittedOffset, error) {
-	pctx, cancel := b.opCtx(ctx)
-	counts, err := partitionCounts(pctx, dialer, b.conn.Brokers, topics)
-	cancel()
-	if err != nil {
-		return nil, err
-	}
-	req := &kafka.OffsetFetchRequest{GroupID: group, Topics: make(map[string][]int, len(topics))}
-	for _, t := range topics {
-		ps := make([]int, counts[t])
-		for i := range ps {
-			ps[i] = i
-		}
-		req.Topics[t] = ps
-	}
-	ctx, cancel = b.opCtx(ctx)
-	defer cancel()
-	res, err := client.OffsetFetch(ctx, req)
-	if err != nil {
-		return nil, err
-	}
-	if res.Error != nil {
-		return nil, res.Error
-	}
-	out := make(map[polykafka.TopicPartition]polykafka.CommittedOffset)
-	var errs []error
-	for topic, ps := range res.Topics {
-		for _, p := range ps {
-			tp := polykafka.TopicPartition{Topic: topic, Partition: int32(p.Partition)}
-			switch {
-			case p.Error != nil:
-				errs = append(errs, &driver.PartitionError{TopicPartition: tp, Err: p.Error})
-			case p.CommittedOffset >= 0:
-				out[tp] = polykafka.CommittedOffset{Offset: p.CommittedOffset, Metadata: p.Metadata}
-			}
-		}
-	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
-	}
-	return out, nil
-}
-
-// ListOffsets implements driver.Consumer with one kafka.Client.ListOffsets
-// request (kafka-go splits it per leader). It uses a transport with no
-// cached metadata, so that partitions created moments ago are routed.
-func (c *consumer) ListOffsets(ctx context.Context, tps []polykafka.TopicPartition, at int64) (map[polykafka.TopicPartition]int64, error) {
-	if c.isClosed() {
-		return nil, errClosed
-	}
-	return listOffsets(ctx, c.b, c.tr, tps, at)
-}
-
-func listOffsets(ctx context.Context, b *Backend, tr *kafka.Transport, tps []polykafka.TopicPartition, at int64) (map[polykafka.TopicPartition]int64, error) {
-	if len(tps) == 0 {
-		return map[polykafka.TopicPartition]int64{}, nil
-	}
-	ft := freshTransport(tr)
-	defer ft.CloseIdleConnections()
-	ctx, cancel := b.opCtx(ctx)
-	defer cancel()
-	req := &kafka.ListOffsetsRequest{Topics: make(map[string][]kafka.OffsetRequest)}
-	for _, tp := range tps {
-		req.Topics[tp.Topic] = append(req.Topics[tp.Topic], kafka.OffsetRequest{Partition: int(tp.Partition), Timestamp: at})
-	}
-	res, err := (&kafka.Client{Addr: b.addr(), Transport: ft}).ListOffsets(ctx, req)
-	if err != nil {
-		return nil, err
-	}
-	out := make(map[polykafka.TopicPartition]int64, len(tps))
-	var errs []error
-	for topic, ps := range res.Topics {
-		for _, p := range ps {
-			tp := polykafka.TopicPartition{Topic: topic, Partition: int32(p.Partition)}
-			if p.Error != nil {
-				errs = append(errs, &driver.PartitionError{TopicPartition: tp, Err: p.Error})
-				continue
-			}
-			switch at {
-			case polykafka.OffsetEarliest:
-				out[tp] = p.FirstOffset
-			case polykafka.OffsetLatest:
-				out[tp] = p.LastOffset
-			default:
-				out[tp] = -1
-				for off := range p.Offsets {
-					out[tp] = off
-				}
-			}
-		}
-	}
-	for _, tp := range tps {
-		if _, ok := out[tp]; !ok && len(errs) == 0 {
-			errs = append(errs, &driver.PartitionError{TopicPartition: tp, Err: kafka.UnknownTopicOrPartition})
-		}
-	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
-	}
-	return out, nil
-}
-
-// PartitionCounts implements driver.Consumer with an uncached metadata
-// request (kafka.Conn.ReadPartitions).
-func (c *consumer) PartitionCounts(ctx context.Context, topics []string) (map[string]int32, error) {
-	if c.isClosed() {
-		return nil, errClosed
-	}
-	ctx, cancel := c.b.opCtx(ctx)
-	defer cancel()
-	return partitionCounts(ctx, c.dialer, c.b.conn.Brokers, topics)
+	return c.committed(ctx, c.cfg.Group, topics)
 }
 
 // Rejoin implements driver.Consumer: the counts go into the balancer's user
@@ -536,5 +419,11 @@ func (c *consumer) As(target any) bool {
 	return true
 }
 
-// ErrorCode implements driver.Consumer.
-func (*consumer) ErrorCode(err error) polykafka.ErrorCode { return errorCode(err) }
+// readSchedule is the fetch loops' wait after an error: the Options'
+// ReadBackoffMin/Max, kafka-go's Reader defaults (100 ms, 1 s) when unset.
+func readSchedule(o Options) backoff.Schedule {
+	return backoff.Schedule{
+		Min: cmp.Or(o.ReadBackoffMin, 100*time.Millisecond),
+		Max: cmp.Or(o.ReadBackoffMax, time.Second),
+	}
+}

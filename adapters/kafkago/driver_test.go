@@ -208,9 +208,12 @@ func TestStartsExactlyAtAssignedOffset(t *testing.T) {
 	byP := map[int32][]int64{}
 	for _, r := range rs {
 		byP[r.Partition] = append(byP[r.Partition], r.Offset)
+		var mp *kafka.Message
+		require.True(t, r.As(&mp), "Record.Native is a *kafka.Message")
 		var m kafka.Message
-		require.True(t, r.As(&m), "Record.Native is a kafka.Message")
+		require.True(t, r.As(&m), "Record.As fills a kafka.Message too")
 		assert.Equal(t, r.Offset, m.Offset)
+		assert.Equal(t, r.Offset, mp.Offset)
 	}
 	assert.Equal(t, []int64{7, 8, 9}, byP[0], "partition 0 starts exactly at the decided offset")
 	assert.Len(t, byP[1], 10, "partition 1 starts at 0")
@@ -432,7 +435,7 @@ func TestProducer(t *testing.T) {
 	var mu sync.Mutex
 	delivered := map[*polykafka.Record]int{}
 	var errs []error
-	cfg := driver.ProducerConfig{Acks: -1, Compression: "none", ManualPartitions: true, Logger: testLogger(t),
+	cfg := driver.ProducerConfig{Acks: -1, Idempotence: driver.IdempotenceOff, ManualPartitions: true, Logger: testLogger(t),
 		Delivered: func(r *polykafka.Record, err error, done func(*polykafka.Record, error)) {
 			mu.Lock()
 			delivered[r]++
@@ -446,7 +449,7 @@ func TestProducer(t *testing.T) {
 	assert.Equal(t, polykafka.Unimplemented, polykafka.Code(err), "kafka-go has no idempotent producer")
 	_, err = b.OpenProducer(ctx, driver.ProducerConfig{Acks: -1, TransactionalID: "x", Delivered: cfg.Delivered, Logger: cfg.Logger})
 	assert.Equal(t, polykafka.Unimplemented, polykafka.Code(err), "kafka-go has no transactional producer")
-	cfg.Idempotence = driver.IdempotenceIfSupported
+	cfg.Idempotence = driver.IdempotenceAuto
 	p, err := b.OpenProducer(ctx, cfg)
 	require.NoError(t, err)
 	assert.False(t, p.Idempotent())
@@ -617,7 +620,7 @@ func TestProducerBoundsBufferedRecords(t *testing.T) {
 	b := kafkago.New(polykafka.Connection{Brokers: cl.Brokers()}, &kafkago.Options{MaxBufferedRecords: 1})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	p, err := b.OpenProducer(ctx, driver.ProducerConfig{Acks: -1, Compression: "none", Logger: testLogger(t),
+	p, err := b.OpenProducer(ctx, driver.ProducerConfig{Acks: -1, Idempotence: driver.IdempotenceOff, Logger: testLogger(t),
 		Delivered: func(r *polykafka.Record, err error, done func(*polykafka.Record, error)) { done(r, err) }})
 	require.NoError(t, err)
 	defer p.Close(ctx)
@@ -666,4 +669,47 @@ func TestProducerBoundsBufferedRecords(t *testing.T) {
 	}
 	wg.Wait()
 	assert.Zero(t, failed.Load(), "every concurrent send is delivered")
+}
+
+// TestProducerBatchErrorStaysPerRecord: records sent in a burst reach the
+// Writer together (one WriteMessages call for what queued up), and a
+// record the Writer refuses (larger than BatchBytes) fails alone: the
+// records around it are delivered.
+func TestProducerBatchErrorStaysPerRecord(t *testing.T) {
+	t.Parallel()
+	cl := testcluster.New(t)
+	topic := cl.Topic(t, 2)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	p, err := newTestBackend(cl).OpenProducer(ctx, driver.ProducerConfig{Acks: -1, Compression: "none", BatchBytes: 1000,
+		Logger: testLogger(t), Delivered: func(r *polykafka.Record, err error, done func(*polykafka.Record, error)) { done(r, err) }})
+	require.NoError(t, err)
+	var mu sync.Mutex
+	results := map[*polykafka.Record]error{}
+	var wg sync.WaitGroup
+	var rs []*polykafka.Record
+	big := &polykafka.Record{Topic: topic, Partition: polykafka.AnyPartition, Value: make([]byte, 5000)}
+	for i := 0; i < 200; i++ {
+		r := &polykafka.Record{Topic: topic, Partition: polykafka.AnyPartition, Value: []byte(fmt.Sprint(i))}
+		if i == 100 {
+			r = big
+		}
+		rs = append(rs, r)
+		wg.Add(1)
+		p.Produce(ctx, r, func(r *polykafka.Record, err error) {
+			mu.Lock()
+			results[r] = err
+			mu.Unlock()
+			wg.Done()
+		})
+	}
+	wg.Wait()
+	require.NoError(t, p.Close(ctx))
+	for _, r := range rs {
+		if r == big {
+			assert.Error(t, results[r], "the record over BatchBytes fails")
+		} else {
+			assert.NoError(t, results[r], "a record sent next to a refused one is delivered")
+		}
+	}
 }

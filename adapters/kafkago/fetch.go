@@ -89,23 +89,16 @@ func (c *consumer) stopAllFetches() {
 // of range, with kafka.Client.Fetch (one partition per request; the
 // transport gives each concurrent request its own connection, so one
 // partition's long poll never holds up another's). Errors are handed to
-// Fetch; after one, the loop fetches again after kafka-go's reader backoff
-// (100 ms doubling to 1 s), as kafka.Reader does. A partition the
+// Fetch; after one, the loop fetches again after the reader backoff
+// (Options.ReadBackoffMin/Max, kafka-go's defaults 100 ms and 1 s), as
+// kafka.Reader does. A partition the
 // transport's metadata does not show yet (created moments ago) is waited
 // for silently, as kafka.Reader waits for its leader.
 func (c *consumer) fetchLoop(ctx context.Context, f *fetcher, offset int64) {
 	failures := 0
 	backoff := func() bool {
 		failures++
-		d := min(100*time.Millisecond<<min(failures-1, 4), time.Second)
-		t := time.NewTimer(d)
-		defer t.Stop()
-		select {
-		case <-ctx.Done():
-			return false
-		case <-t.C:
-			return true
-		}
+		return c.readBackoff.Wait(ctx, failures)
 	}
 	fail := func(err error) bool {
 		if ctx.Err() != nil {
@@ -114,8 +107,8 @@ func (c *consumer) fetchLoop(ctx context.Context, f *fetcher, offset int64) {
 		return c.send(ctx, chunk{f: f, err: &driver.PartitionError{TopicPartition: f.tp, Err: err}}) && backoff()
 	}
 	for ctx.Err() == nil {
-		msgs, err := c.fetchOnce(ctx, f.tp, offset)
-		if len(msgs) > 0 {
+		blocks, err := c.fetchOnce(ctx, f, offset)
+		for _, msgs := range blocks {
 			offset = msgs[len(msgs)-1].Offset + 1
 			if !c.send(ctx, chunk{f: f, msgs: msgs}) {
 				return
@@ -141,13 +134,18 @@ func (c *consumer) fetchLoop(ctx context.Context, f *fetcher, offset int64) {
 	}
 }
 
-// fetchOnce sends one fetch request for tp at offset and returns its
-// records as kafka.Message values (keys and values copied; a null key or
-// value stays nil and an empty one stays empty). It speaks the fetch API
-// through the transport, as kafka.Client.Fetch does, but keeps what
-// Client.Fetch drops: the aborted transactions, so that a read-committed
-// consumer skips the records of aborted transactions.
-func (c *consumer) fetchOnce(ctx context.Context, tp polykafka.TopicPartition, offset int64) ([]kafka.Message, error) {
+// fetchOnce sends one fetch request for f's partition at offset and
+// returns its records as kafka.Message values (keys and values copied; a
+// null key or value stays nil and an empty one stays empty), in blocks of
+// 16, 32, ... up to msgBlock messages, each allocated once and filled: the
+// records' Native values point into them, so they are never reused, and
+// growing one slice record by record cost more than the records
+// themselves. It speaks the fetch API through the transport, as
+// kafka.Client.Fetch does, but keeps what Client.Fetch drops: the aborted
+// transactions, so that a read-committed consumer skips the records of
+// aborted transactions.
+func (c *consumer) fetchOnce(ctx context.Context, f *fetcher, offset int64) ([][]kafka.Message, error) {
+	tp := f.tp
 	m, err := c.fetchTr.RoundTrip(ctx, c.b.addr(), &fetchAPI.Request{
 		ReplicaID:      -1,
 		MaxWaitTime:    int32(c.rb.MaxWait / time.Millisecond),
@@ -194,7 +192,14 @@ func (c *consumer) fetchOnce(ctx context.Context, tp polykafka.TopicPartition, o
 		batches = st.Records
 	}
 	aborted := newAbortedFilter(part.AbortedTransactions)
-	var msgs []kafka.Message
+	var blocks [][]kafka.Message
+	var msgs []kafka.Message // the last block
+	done := func() [][]kafka.Message {
+		if len(msgs) > 0 {
+			blocks = append(blocks, msgs)
+		}
+		return blocks
+	}
 	for _, b := range batches {
 		if aborted.skip(b) {
 			continue
@@ -202,7 +207,7 @@ func (c *consumer) fetchOnce(ctx context.Context, tp polykafka.TopicPartition, o
 		for {
 			r, rerr := b.ReadRecord()
 			if rerr != nil {
-				if !errors.Is(rerr, io.EOF) && perr == nil && len(msgs) == 0 {
+				if !errors.Is(rerr, io.EOF) && perr == nil && len(msgs) == 0 && len(blocks) == 0 {
 					return nil, rerr
 				}
 				break
@@ -227,13 +232,24 @@ func (c *consumer) fetchOnce(ctx context.Context, tp polykafka.TopicPartition, o
 			}
 			closeBytes(r)
 			if err != nil {
-				return msgs, err
+				return done(), err
+			}
+			if len(msgs) == cap(msgs) {
+				n := 16
+				if msgs != nil {
+					blocks = append(blocks, msgs)
+					n = min(2*cap(msgs), msgBlock)
+				}
+				msgs = make([]kafka.Message, 0, n)
 			}
 			msgs = append(msgs, msg)
 		}
 	}
-	return msgs, perr
+	return done(), perr
 }
+
+// msgBlock is the largest block of messages fetchOnce allocates at once.
+const msgBlock = 256
 
 // abortedFilter skips the batches of aborted transactions, as Kafka's Java
 // consumer does: a transactional batch of a producer whose aborted
@@ -370,12 +386,12 @@ func (c *consumer) take(out []polykafka.Record, max int, errs []error) ([]polyka
 		return out, errs
 	}
 	for c.leftAt < len(ch.msgs) && len(out) < max {
-		m := ch.msgs[c.leftAt]
+		m := &ch.msgs[c.leftAt]
 		c.leftAt++
 		if m.Offset < ch.f.st.next {
 			continue
 		}
-		out = append(out, toRecord(m))
+		out = appendRecord(out, m)
 		ch.f.st.next = m.Offset + 1
 	}
 	if c.leftAt == len(ch.msgs) {
@@ -384,23 +400,32 @@ func (c *consumer) take(out []polykafka.Record, max int, errs []error) ([]polyka
 	return out, errs
 }
 
-func toRecord(m kafka.Message) polykafka.Record {
-	r := polykafka.Record{
-		Topic:     m.Topic,
-		Partition: int32(m.Partition),
-		Offset:    m.Offset,
-		Key:       m.Key,
-		Value:     m.Value,
-		Timestamp: m.Time,
-		Native:    m,
-	}
+// appendRecord appends m converted to rs; the record's Native is m itself,
+// a pointer into its fetch's slice (boxing a kafka.Message value would
+// allocate a copy per record). rs is usually a reused buffer: the record
+// is written in place one field at a time, every field (appending a Record
+// value costs a bulk write barrier per record while the GC runs; the
+// root package's Record field test fails when Record gains a field this
+// must set).
+func appendRecord(rs []polykafka.Record, m *kafka.Message) []polykafka.Record {
+	rs = slices.Grow(rs, 1)
+	rs = rs[:len(rs)+1]
+	r := &rs[len(rs)-1]
+	r.Topic = m.Topic
+	r.Partition = int32(m.Partition)
+	r.Offset = m.Offset
+	r.Key = m.Key
+	r.Value = m.Value
+	r.Headers = nil
 	if len(m.Headers) > 0 {
 		r.Headers = make([]polykafka.Header, len(m.Headers))
 		for i, h := range m.Headers {
 			r.Headers[i] = polykafka.Header{Key: h.Key, Value: h.Value}
 		}
 	}
-	return r
+	r.Timestamp = m.Time
+	r.Native = m
+	return rs
 }
 
 // sortNeeded reports whether the records of some partition in rs are not

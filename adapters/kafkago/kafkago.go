@@ -85,7 +85,8 @@
 //   - Consumer.As of a reader (consumer.NewReader): *kafka.Client only; a
 //     reader has no *kafka.ConsumerGroup and no *kafka.Generation.
 //   - Producer.As: *kafka.Writer, *kafka.Client.
-//   - Record.Native: kafka.Message (consumed records).
+//   - Record.Native: *kafka.Message (consumed records); Record.As also
+//     fills a kafka.Message.
 //   - errors: kafka.Error through errors.As.
 //
 // # Errors
@@ -172,6 +173,12 @@ type Options struct {
 	// ReadBatch sets the size and wait of each partition's fetches. Zero
 	// MinBytes means 1, zero MaxBytes 1 MiB, zero MaxWait 500 ms.
 	ReadBatch kafka.ReadBatchConfig
+	// ReadBackoffMin and ReadBackoffMax bound the wait of a partition's
+	// fetch loop before it fetches again after an error (a jittered
+	// exponential backoff), as kafka.ReaderConfig's fields of the same
+	// names do for kafka.Reader. Zero means kafka-go's defaults, 100 ms and
+	// 1 s.
+	ReadBackoffMin, ReadBackoffMax time.Duration
 	// ConfigureWriter, if not nil, is called with every producer's Writer
 	// after the adapter has set it up and before its first use.
 	ConfigureWriter func(*kafka.Writer)
@@ -238,9 +245,9 @@ func (b *Backend) natives() (*kafka.Dialer, *kafka.Transport, error) {
 		return nil, nil, err
 	}
 	clientID := b.conn.ClientIDOr("polykafka")
-	var tlsCfg *tls.Config
-	if b.conn.TLS != nil {
-		tlsCfg = b.conn.TLS.Clone()
+	tlsCfg, err := b.conn.TLSConfig()
+	if err != nil {
+		return nil, nil, err
 	}
 	d := b.opts.Dialer
 	if d == nil {

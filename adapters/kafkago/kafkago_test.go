@@ -27,8 +27,12 @@ func TestMain(m *testing.M) {
 // testBackend is the kafka-go backend with test timings: a 250ms heartbeat
 // so members learn of rebalances quickly, and a 250ms backoff after a
 // failed join instead of 5s.
-func testBackend(_ *testing.T, brokers []string) driver.Backend {
-	return kafkago.New(polykafka.Connection{Brokers: brokers}, &kafkago.Options{
+func testBackend(t *testing.T, brokers []string) driver.Backend {
+	return testConnect(t, polykafka.Connection{Brokers: brokers})
+}
+
+func testConnect(_ *testing.T, conn polykafka.Connection) driver.Backend {
+	return kafkago.New(conn, &kafkago.Options{
 		ConsumerGroup: kafka.ConsumerGroupConfig{
 			HeartbeatInterval: 250 * time.Millisecond,
 			JoinGroupBackoff:  250 * time.Millisecond,
@@ -41,6 +45,7 @@ func harness() drivertest.Harness {
 	return drivertest.Harness{
 		Name:       "kafkago",
 		NewBackend: testBackend,
+		Connect:    testConnect,
 		Reader:     true,
 		CheckAs: func(t *testing.T, c *consumer.Consumer, p *producer.Producer) {
 			var cg *kafka.ConsumerGroup

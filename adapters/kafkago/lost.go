@@ -8,7 +8,8 @@ package kafkago
 // ILLEGAL_GENERATION, FENCED_INSTANCE_ID: its partitions are lost). The
 // group's coordinator connections are dialed through the Dialer's DialFunc,
 // so the adapter wraps them and reads the error code of each heartbeat
-// response as it passes; nothing on the connection is changed.
+// response as it passes. The only bytes changed on these connections are
+// the version labels of JoinGroup subscriptions (subscription.go).
 
 import (
 	"context"
@@ -88,14 +89,29 @@ type watchedConn struct {
 	mu      sync.Mutex
 	pending map[int32]int16 // correlation id -> heartbeat version
 	out, in frameScanner
+
+	wmu  sync.Mutex // serializes Write: relabel's state follows the stream
+	join joinRelabeler
 }
 
+// Write hands p on with the JoinGroup subscriptions relabeled
+// (subscription.go). A JoinGroup request is held until its last byte is
+// written; p counts as written once handed on.
 func (c *watchedConn) Write(p []byte) (int, error) {
-	n, err := c.Conn.Write(p)
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	b := c.join.process(p)
+	if len(b) == 0 { // all held: a frame's first bytes, or an incomplete JoinGroup
+		return len(p), nil
+	}
+	n, err := c.Conn.Write(b)
 	c.mu.Lock()
-	c.out.feed(p[:n])
+	c.out.feed(b[:n])
 	c.mu.Unlock()
-	return n, err
+	if err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }
 
 func (c *watchedConn) Read(p []byte) (int, error) {

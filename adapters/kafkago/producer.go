@@ -1,6 +1,7 @@
 package kafkago
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"sync"
@@ -12,17 +13,15 @@ import (
 
 	"github.com/polykafka/polykafka"
 	"github.com/polykafka/polykafka/adapters/driver"
+	"github.com/polykafka/polykafka/internal/backoff"
 )
 
 // producer is a kafka.Writer in Async mode: Produce hands one message to
 // WriteMessages, and the Writer's Completion reports it.
 type producer struct {
-	b      *Backend
-	cfg    driver.ProducerConfig
-	dialer *kafka.Dialer
-	tr     *kafka.Transport
-	client *kafka.Client
-	w      *kafka.Writer
+	cluster
+	cfg driver.ProducerConfig
+	w   *kafka.Writer
 
 	// count is the number of undelivered records counted against limit;
 	// space is closed to wake the sends waiting for room (waiters).
@@ -45,6 +44,13 @@ type producer struct {
 
 	mu     sync.Mutex
 	closed bool
+	// queue holds, in order, the records Produce took and writeLoop has
+	// not handed to the Writer yet; spare is writeLoop's other buffer.
+	queue   []queued
+	spare   []queued
+	msgs    []kafka.Message // writeLoop's buffer between two loops
+	writing bool            // writeLoop runs
+	writeWG sync.WaitGroup
 	// inflight is the list of records handed to the Writer and not yet
 	// delivered (a sentinel of a doubly linked list through pending), for
 	// Close to fail what the Writer has not delivered by its deadline.
@@ -54,12 +60,21 @@ type producer struct {
 // pending is a record handed to Produce and not yet delivered. It rides in
 // kafka.Message.WriterData.
 type pending struct {
-	r          *polykafka.Record
-	done       func(*polykafka.Record, error)
-	partition  int32 // the record's own partition, or -1
-	counted    bool  // holds a place in producer.count
-	state      atomic.Int32
+	r         *polykafka.Record
+	done      func(*polykafka.Record, error)
+	partition int32 // the record's own partition, or -1
+	counted   bool  // holds a place in producer.count
+	state     atomic.Int32
+	// deadline is when the record fails if the Writer has not taken it
+	// (it is parked): its Produce time plus the delivery timeout.
+	deadline   time.Time
 	prev, next *pending // in producer.inflight, guarded by producer.mu
+}
+
+// queued is a record Produce took, waiting for writeLoop.
+type queued struct {
+	ctx context.Context
+	pd  *pending
 }
 
 // parkedRecord is a record waiting for the Writer to take it.
@@ -103,13 +118,8 @@ func (b *Backend) OpenProducer(ctx context.Context, cfg driver.ProducerConfig) (
 	if err != nil {
 		return nil, err
 	}
-	p := &producer{
-		b:      b,
-		cfg:    cfg,
-		dialer: d,
-		tr:     tr,
-		client: &kafka.Client{Addr: b.addr(), Transport: tr},
-	}
+	p := &producer{cluster: b.newCluster(d, tr), cfg: cfg}
+	p.cluster.closed = p.isClosed
 	info, errs := loggers(cfg.Logger)
 	w := &kafka.Writer{
 		Addr:         b.addr(),
@@ -124,17 +134,23 @@ func (b *Backend) OpenProducer(ctx context.Context, cfg driver.ProducerConfig) (
 		w.BatchTimeout = time.Microsecond // kafka-go's zero means 1 s (kafka-go#417)
 	}
 	switch cfg.Compression {
-	case "gzip":
+	case driver.CompressionGzip:
 		w.Compression = kafka.Gzip
-	case "snappy":
+	case driver.CompressionSnappy:
 		w.Compression = kafka.Snappy
-	case "lz4":
+	case driver.CompressionLZ4:
 		w.Compression = kafka.Lz4
-	case "zstd":
+	case driver.CompressionZstd:
 		w.Compression = kafka.Zstd
 	}
 	if b.opts.ConfigureWriter != nil {
 		b.opts.ConfigureWriter(w)
+	}
+	if w.MaxAttempts == 0 {
+		// kafka-go counts attempts, not time: retry a batch for about the
+		// delivery timeout (Kafka's delivery.timeout.ms) at the Writer's
+		// backoff, which reaches WriteBackoffMax after three attempts.
+		w.MaxAttempts = attemptsFor(cfg.DeliveryTimeout, cmp.Or(w.WriteBackoffMax, time.Second))
 	}
 	w.Transport = tr
 	w.Async = true
@@ -147,6 +163,12 @@ func (b *Backend) OpenProducer(ctx context.Context, cfg driver.ProducerConfig) (
 	}
 	p.inflight.prev, p.inflight.next = &p.inflight, &p.inflight
 	return p, nil
+}
+
+// attemptsFor is the number of Writer attempts that spans about d at one
+// attempt per backoff (at least kafka-go's default, 10).
+func attemptsFor(d, backoff time.Duration) int {
+	return max(10, 3+int((d+backoff-1)/backoff))
 }
 
 // balancerFor returns the Writer's balancer: a record's own partition if it
@@ -167,6 +189,7 @@ func balancerFor() kafka.Balancer {
 func (p *producer) Produce(ctx context.Context, r *polykafka.Record, done func(*polykafka.Record, error)) {
 	pd := pendingPool.Get().(*pending)
 	pd.r, pd.done, pd.partition, pd.counted = r, done, -1, false
+	pd.deadline = time.Now().Add(p.cfg.DeliveryTimeout)
 	pd.state.Store(statePending)
 	if err := ctx.Err(); err != nil {
 		p.finish(pd, err)
@@ -200,6 +223,24 @@ func (p *producer) Produce(ctx context.Context, r *polykafka.Record, done func(*
 		}
 		pd.partition = r.Partition
 	}
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		p.finish(pd, errClosed)
+		return
+	}
+	p.queue = append(p.queue, queued{ctx, pd})
+	if !p.writing {
+		p.writing = true
+		p.writeWG.Add(1)
+		go p.writeLoop()
+	}
+	p.mu.Unlock()
+}
+
+// message returns pd's record as the Writer takes it.
+func message(pd *pending) kafka.Message {
+	r := pd.r
 	msg := kafka.Message{Topic: r.Topic, Key: r.Key, Value: r.Value, Time: r.Timestamp, WriterData: pd}
 	if msg.Time.IsZero() {
 		// What the Writer would stamp (writer.go writerRecords), kept so
@@ -212,20 +253,91 @@ func (p *producer) Produce(ctx context.Context, r *polykafka.Record, done func(*
 			msg.Headers[i] = kafka.Header{Key: h.Key, Value: h.Value}
 		}
 	}
+	return msg
+}
+
+// writeLoop hands the queued records to the Writer, in order, all that
+// queued up while the previous call ran in one WriteMessages call, until
+// the queue is empty. kafka.Writer's WriteMessages costs a map, slices and
+// a lock per call whatever the number of messages, and its batches only
+// fill while the caller keeps up with BatchTimeout: one call per record
+// (what a kafka-go application writing records one by one does) spent
+// more in those than in the records. A record whose context ended while
+// it was queued fails with the context's error.
+func (p *producer) writeLoop() {
+	defer p.writeWG.Done()
+	var msgs []kafka.Message
+	var recs []queued
+	for {
+		p.mu.Lock()
+		if len(p.queue) == 0 {
+			// The buffers outlive this loop: the next one, started by
+			// the next Produce, reuses them.
+			p.writing = false
+			p.spare, p.msgs = recs[:0], msgs[:0]
+			p.mu.Unlock()
+			return
+		}
+		if recs == nil {
+			recs, p.spare = p.spare, nil
+			msgs, p.msgs = p.msgs, nil
+		}
+		recs, p.queue = p.queue, recs[:0]
+		p.mu.Unlock()
+
+		live := recs[:0]
+		for _, q := range recs {
+			if err := q.ctx.Err(); err != nil {
+				p.finish(q.pd, err)
+				continue
+			}
+			live = append(live, q)
+		}
+		p.parkMu.Lock()
+		parked := len(p.parked) > 0
+		if parked {
+			for _, q := range live {
+				p.parked = append(p.parked, parkedRecord{q.ctx, q.pd, message(q.pd)})
+			}
+		}
+		p.parkMu.Unlock()
+		if !parked && len(live) > 0 {
+			msgs = msgs[:0]
+			for _, q := range live {
+				msgs = append(msgs, message(q.pd))
+			}
+			// Every error of WriteMessages comes before it hands the
+			// Writer any message (sizes, topics and partition counts are
+			// checked first): on one, each record is written on its own,
+			// to get its own error, or parked.
+			if len(live) == 1 || p.w.WriteMessages(live[0].ctx, msgs...) != nil {
+				for i, q := range live {
+					p.writeOne(parkedRecord{q.ctx, q.pd, msgs[i]})
+				}
+			}
+			clear(msgs)
+		}
+		clear(recs)
+	}
+}
+
+// writeOne hands one record to the Writer, or parks it behind the parked
+// records or when the Writer cannot reach the cluster, or fails it.
+func (p *producer) writeOne(q parkedRecord) {
 	p.parkMu.Lock()
 	if len(p.parked) > 0 {
-		p.parked = append(p.parked, parkedRecord{ctx, pd, msg})
+		p.parked = append(p.parked, q)
 		p.parkMu.Unlock()
 		return
 	}
 	p.parkMu.Unlock()
-	err := p.w.WriteMessages(ctx, msg)
+	err := p.w.WriteMessages(q.ctx, q.msg)
 	switch {
 	case err == nil:
-	case unreachable(err) && ctx.Err() == nil:
-		p.park(parkedRecord{ctx, pd, msg})
+	case unreachable(err) && q.ctx.Err() == nil:
+		p.park(q)
 	default:
-		p.finish(pd, err)
+		p.finish(q.pd, err)
 	}
 }
 
@@ -249,12 +361,14 @@ func (p *producer) park(r parkedRecord) {
 }
 
 // parkLoop hands the parked records to the Writer in order, the first
-// again after kafka-go's write backoff (100 ms doubling to 1 s) while the
-// cluster stays unreachable. A record whose context ends first is failed
+// again after the Writer's write backoff (WriteBackoffMin/Max, kafka-go's
+// defaults 100 ms and 1 s, jittered exponential) while the cluster stays
+// unreachable. A record whose context ends first is failed
 // with the context's error; Close fails the rest.
 func (p *producer) parkLoop() {
 	defer p.parkWG.Done()
-	backoff := 100 * time.Millisecond
+	writeBackoff := writeSchedule(p.w)
+	fails := 0
 	for {
 		p.parkMu.Lock()
 		if len(p.parked) == 0 || p.isClosedLocked() {
@@ -280,16 +394,16 @@ func (p *producer) parkLoop() {
 		switch {
 		case err == nil:
 			pop()
-			backoff = 100 * time.Millisecond
-		case unreachable(err) && h.ctx.Err() == nil:
-			t := time.NewTimer(backoff)
+			fails = 0
+		case unreachable(err) && h.ctx.Err() == nil && time.Now().Before(h.pd.deadline):
+			fails++
+			t := time.NewTimer(min(writeBackoff.Delay(fails), time.Until(h.pd.deadline)))
 			select {
 			case <-t.C:
 			case <-h.ctx.Done():
 			case <-p.closedCh:
 			}
 			t.Stop()
-			backoff = min(2*backoff, time.Second)
 		default:
 			if cerr := h.ctx.Err(); cerr != nil {
 				err = cerr
@@ -442,25 +556,32 @@ func (p *producer) Flush(ctx context.Context) error {
 	return ctx.Err()
 }
 
-// PartitionCounts implements driver.Producer with an uncached metadata
-// request.
-func (p *producer) PartitionCounts(ctx context.Context, topics []string) (map[string]int32, error) {
-	if p.isClosed() {
-		return nil, errClosed
-	}
-	ctx, cancel := p.b.opCtx(ctx)
-	defer cancel()
-	return partitionCounts(ctx, p.dialer, p.b.conn.Brokers, topics)
-}
-
-// Refresh implements driver.Producer. kafka.Transport cannot be told to
-// refresh its metadata: its cache expires after MetadataTTL (1 s on the
-// transport the adapter builds), after which the Writer sees counts.
+// Refresh implements driver.Producer. kafka.Transport's cache expires
+// after MetadataTTL (1 s on the transport the adapter builds), after which
+// the Writer sees grown counts. A topic of counts that the cache lacks
+// (created after its last refresh: the portable layer calls Refresh after
+// it found the topic with an uncached request) is fetched now: the
+// transport sends a metadata request it would otherwise answer from its
+// cache only when AllowAutoTopicCreation is set, and then refreshes its
+// cache until the topic shows (transport.go, roundTrip and
+// refreshMetadata). The topics exist, so nothing is created.
 func (p *producer) Refresh(ctx context.Context, counts map[string]int32) error {
 	if p.isClosed() {
 		return errClosed
 	}
-	return nil
+	var unknown []string
+	for topic := range counts {
+		if _, err := p.cachedCount(ctx, topic); err != nil {
+			unknown = append(unknown, topic)
+		}
+	}
+	if len(unknown) == 0 {
+		return nil
+	}
+	ctx, cancel := p.b.opCtx(ctx)
+	defer cancel()
+	_, err := p.tr.RoundTrip(ctx, p.b.addr(), &metadataAPI.Request{TopicNames: unknown, AllowAutoTopicCreation: true})
+	return err
 }
 
 // Idempotent implements driver.Producer: kafka-go has no idempotent
@@ -488,6 +609,7 @@ func (p *producer) Close(ctx context.Context) error {
 	closed := make(chan struct{})
 	go func() {
 		defer close(closed)
+		p.writeWG.Wait() // what Produce took reaches the Writer first
 		_ = p.w.Close()
 		p.parkWG.Wait()
 		if p.b.opts.Transport == nil {
@@ -525,5 +647,11 @@ func (p *producer) As(target any) bool {
 	return true
 }
 
-// ErrorCode implements driver.Producer.
-func (*producer) ErrorCode(err error) polykafka.ErrorCode { return errorCode(err) }
+// writeSchedule is the Writer's own write backoff (WriteBackoffMin/Max,
+// kafka-go's defaults 100 ms and 1 s when unset), jittered exponential.
+func writeSchedule(w *kafka.Writer) backoff.Schedule {
+	return backoff.Schedule{
+		Min: cmp.Or(w.WriteBackoffMin, 100*time.Millisecond),
+		Max: cmp.Or(w.WriteBackoffMax, time.Second),
+	}
+}

@@ -15,9 +15,8 @@ import (
 // admin is a sarama client that joins no group: requests to the group's
 // coordinator and to partition leaders, as the consumer sends them.
 type admin struct {
-	client sarama.Client
-	calls  inflight
-	unlog  func()
+	cluster
+	unlog func()
 
 	mu     sync.Mutex
 	closed bool
@@ -31,7 +30,7 @@ var (
 // OpenAdmin implements driver.Administrator with a sarama client configured
 // like a consumer's (Metadata.Full false unless set).
 func (b *Backend) OpenAdmin(ctx context.Context, cfg driver.AdminConfig) (driver.Admin, error) {
-	const op = "polysarama: OpenAdmin"
+	const op = "sarama: OpenAdmin"
 	sc, err := b.config()
 	if err != nil {
 		return nil, err
@@ -39,7 +38,8 @@ func (b *Backend) OpenAdmin(ctx context.Context, cfg driver.AdminConfig) (driver
 	if def := sarama.NewConfig(); sc.Metadata.Full == def.Metadata.Full {
 		sc.Metadata.Full = false
 	}
-	a := &admin{unlog: registerLogger(cfg.Logger)}
+	a := &admin{cluster: cluster{iso: sarama.ReadUncommitted}, unlog: registerLogger(cfg.Logger)}
+	a.gone = a.isClosed
 	cl, err := b.newClient(ctx, op, sc)
 	if err != nil {
 		a.unlog()
@@ -101,44 +101,11 @@ func (a *admin) GroupState(ctx context.Context, group string) (driver.GroupState
 // Committed implements driver.Admin with an OffsetFetch request to the
 // group's coordinator.
 func (a *admin) Committed(ctx context.Context, group string, topics []string) (map[polykafka.TopicPartition]polykafka.CommittedOffset, error) {
-	if a.isClosed() {
-		return nil, errClosed
-	}
-	out, err := committed(ctx, &a.calls, a.client, group, topics)
+	out, err := a.committed(ctx, group, topics, false)
 	if errors.Is(err, sarama.ErrGroupIDNotFound) {
 		return map[polykafka.TopicPartition]polykafka.CommittedOffset{}, nil // kfake's answer for a group it does not know
 	}
 	return out, err
-}
-
-// ListOffsets implements driver.Admin: one ListOffsets request per
-// partition leader (read_uncommitted).
-func (a *admin) ListOffsets(ctx context.Context, tps []polykafka.TopicPartition, at int64) (map[polykafka.TopicPartition]int64, error) {
-	if a.isClosed() {
-		return nil, errClosed
-	}
-	return listOffsets(ctx, &a.calls, a.client, sarama.ReadUncommitted, tps, at)
-}
-
-// PartitionCounts implements driver.Admin.
-func (a *admin) PartitionCounts(ctx context.Context, topics []string) (map[string]int32, error) {
-	if a.isClosed() {
-		return nil, errClosed
-	}
-	return partitionCounts(ctx, &a.calls, a.client, topics)
-}
-
-// CommitAsAdmin implements driver.Admin with an OffsetCommit request to the
-// group's coordinator in no generation (sarama.GroupGenerationUndefined)
-// and with no member id.
-func (a *admin) CommitAsAdmin(ctx context.Context, group string, offsets map[polykafka.TopicPartition]polykafka.CommittedOffset) error {
-	if len(offsets) == 0 {
-		return nil
-	}
-	if a.isClosed() {
-		return errClosed
-	}
-	return commitOffsets(ctx, &a.calls, a.client, group, sarama.GroupGenerationUndefined, "", "", offsets)
 }
 
 // Close implements driver.Admin: it closes the client and waits (within
@@ -156,6 +123,3 @@ func (a *admin) Close(ctx context.Context) error {
 	a.unlog()
 	return err
 }
-
-// ErrorCode implements driver.Admin.
-func (*admin) ErrorCode(err error) polykafka.ErrorCode { return errorCode(err) }

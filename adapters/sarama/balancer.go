@@ -23,7 +23,7 @@ import (
 //   - Plan, which sarama calls only on the leader, right after one metadata
 //     refresh (consumer_group.go balance): if that metadata still shows
 //     fewer partitions than some member reported, it refreshes again until
-//     it does, for at most planWait.
+//     it does, for at most driver.LeaderMetadataWait.
 type strategy struct {
 	sarama.BalanceStrategy
 	log *slog.Logger
@@ -32,10 +32,6 @@ type strategy struct {
 	client sarama.Client // set once the client exists
 	counts map[string]int32
 }
-
-// planWait bounds the leader's wait for metadata showing the partitions
-// members reported. The rebalance timeout is 60s by default.
-const planWait = 10 * time.Second
 
 func newStrategy(log *slog.Logger) *strategy {
 	return &strategy{BalanceStrategy: sarama.NewBalanceStrategyRange(), log: log}
@@ -90,7 +86,8 @@ func (s *strategy) Plan(members map[string]sarama.ConsumerGroupMemberMetadata, t
 }
 
 // awaitMetadata refreshes cl's metadata until every subscribed topic t
-// shows want[t] partitions, and updates topics with what it saw.
+// shows want[t] partitions, and updates topics with what it saw; it waits
+// sarama's Metadata.Retry backoff between refreshes.
 func (s *strategy) awaitMetadata(cl sarama.Client, want map[string]int32, topics map[string][]int32) {
 	var short []string
 	missing := func() []string {
@@ -102,31 +99,31 @@ func (s *strategy) awaitMetadata(cl sarama.Client, want map[string]int32, topics
 		}
 		return short
 	}
-	if len(missing()) == 0 {
-		return
-	}
-	deadline := time.Now().Add(planWait)
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	for {
+	refresh := func() {
 		ts := missing()
-		if len(ts) == 0 {
+		if err := cl.RefreshMetadata(ts...); err != nil {
 			return
 		}
-		if time.Now().After(deadline) {
-			s.log.Warn("polysarama: leader metadata still misses partitions members reported; planning anyway", "want", want)
-			return
-		}
-		if err := cl.RefreshMetadata(ts...); err == nil {
-			for _, t := range ts {
-				if ps, err := cl.Partitions(t); err == nil && len(ps) > len(topics[t]) {
-					topics[t] = ps
-				}
-			}
-			if len(missing()) == 0 {
-				return
+		for _, t := range ts {
+			if ps, err := cl.Partitions(t); err == nil && len(ps) > len(topics[t]) {
+				topics[t] = ps
 			}
 		}
-		<-tick.C
+	}
+	fresh := func() bool { return len(missing()) == 0 }
+	if !driver.AwaitLeaderMetadata(fresh, refresh, metadataBackoff(cl.Config())) {
+		s.log.Warn("sarama: leader metadata still misses partitions members reported; planning anyway", "want", want)
+	}
+}
+
+// metadataBackoff is sarama's own wait before the n-th metadata retry:
+// Metadata.Retry.BackoffFunc if set, Metadata.Retry.Backoff otherwise.
+func metadataBackoff(cfg *sarama.Config) func(n int) time.Duration {
+	r := cfg.Metadata.Retry
+	return func(n int) time.Duration {
+		if r.BackoffFunc != nil {
+			return r.BackoffFunc(n, r.Max)
+		}
+		return r.Backoff
 	}
 }

@@ -13,6 +13,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"runtime"
+	"slices"
 	"sync"
 	"time"
 
@@ -31,18 +34,18 @@ const queueLimit = 1024
 const claimBatch = 256
 
 type consumer struct {
-	cfg        driver.ConsumerConfig
-	log        *slog.Logger
-	client     sarama.Client
-	cg         sarama.ConsumerGroup
-	pcons      sarama.Consumer // the partition consumers that fetch records
-	strat      *strategy
-	instanceID string
-	hookWait   time.Duration // bound on a Revoked or Lost call
-	backoff    time.Duration // wait before re-entering Consume after an error
-	retries    int           // sarama's Metadata.Retry.Max, for starting a partition
-	unlog      func()
-	calls      inflight
+	cluster
+	cfg         driver.ConsumerConfig
+	log         *slog.Logger
+	cg          sarama.ConsumerGroup
+	pcons       sarama.Consumer // the partition consumers that fetch records
+	fetchClient sarama.Client   // pcons's client (the group's is cluster.client)
+	strat       *strategy
+	instanceID  string
+	hookWait    time.Duration // bound on a Revoked or Lost call
+	backoff     time.Duration // wait before re-entering Consume after an error
+	retries     int           // sarama's Metadata.Retry.Max, for starting a partition
+	unlog       func()
 
 	life       context.Context // ends when Close gives up
 	lifeCancel context.CancelFunc
@@ -61,6 +64,10 @@ type consumer struct {
 	ready      []*partState // partitions with queued messages, oldest first
 	errs       []error
 	paused     map[polykafka.TopicPartition]bool
+	// closingPC holds, per partition, a channel closed once the partition
+	// consumer a session's end closed without waiting (see pump) is gone:
+	// sarama consumes a partition once at a time.
+	closingPC map[polykafka.TopicPartition]chan struct{}
 }
 
 // partState is one assigned partition of the current session. Its fields
@@ -87,12 +94,16 @@ var (
 
 // OpenConsumer implements driver.Backend.
 func (b *Backend) OpenConsumer(ctx context.Context, cfg driver.ConsumerConfig) (driver.Consumer, error) {
-	const op = "polysarama: OpenConsumer"
+	const op = "sarama: OpenConsumer"
+	if cfg.GroupProtocol != driver.GroupProtocolClassic {
+		return nil, polykafka.NewError(polykafka.Unimplemented, op, "Options.GroupProtocol: "+cfg.GroupProtocol.String()+": sarama has no KIP-848 consumer (only the classic protocol)", nil)
+	}
 	sc, err := b.config()
 	if err != nil {
 		return nil, err
 	}
 	c := &consumer{
+		cluster:  cluster{iso: isolation(cfg.ReadCommitted)},
 		cfg:      cfg,
 		log:      cfg.Logger,
 		strat:    newStrategy(cfg.Logger),
@@ -104,7 +115,10 @@ func (b *Backend) OpenConsumer(ctx context.Context, cfg driver.ConsumerConfig) (
 		avail:    make(chan struct{}, 1),
 		parts:    make(map[polykafka.TopicPartition]*partState),
 		paused:   make(map[polykafka.TopicPartition]bool),
+
+		closingPC: make(map[polykafka.TopicPartition]chan struct{}),
 	}
+	c.gone = c.isClosed
 	def := sarama.NewConfig()
 	// Consumers read the metadata of their topics only, and creating the
 	// client then needs no reachable broker (the portable layer's first
@@ -132,27 +146,43 @@ func (b *Backend) OpenConsumer(ctx context.Context, cfg driver.ConsumerConfig) (
 		c.unlog()
 		return nil, err
 	}
+	// The partition consumers fetch through a client of their own: sarama
+	// sends one request at a time on a broker's connection and holds it
+	// until the response (Broker.sendAndReceive), so on a shared client a
+	// fetch waiting up to Consumer.MaxWaitTime for records holds up the
+	// coordinator's requests on the same broker: the commits of Revoked,
+	// LeaveGroup at Close, heartbeats.
+	fc := *sc
+	fcl, err := b.newClient(ctx, op, &fc)
+	if err != nil {
+		_ = cl.Close()
+		c.unlog()
+		return nil, err
+	}
+	closeClients := func() {
+		_ = fcl.Close()
+		_ = cl.Close()
+		c.unlog()
+	}
 	cg, err := sarama.NewConsumerGroupFromClient(cfg.Group, cl)
 	if err != nil {
-		_ = cl.Close()
-		c.unlog()
+		closeClients()
 		return nil, polykafka.NewError(errorCode(err), op, "", err)
 	}
-	pcons, err := sarama.NewConsumerFromClient(cl)
+	pcons, err := sarama.NewConsumerFromClient(fcl)
 	if err != nil {
 		_ = cg.Close()
-		_ = cl.Close()
-		c.unlog()
+		closeClients()
 		return nil, polykafka.NewError(errorCode(err), op, "", err)
 	}
-	c.client, c.cg, c.pcons = cl, cg, pcons
+	c.client, c.fetchClient, c.cg, c.pcons = cl, fcl, cg, pcons
+	c.meta = fcl
 	if err := warmUp(ctx, &c.calls, cl); err != nil {
 		// The warm-up request ends when sarama's Net timeouts expire or
 		// the connection closes.
 		_ = pcons.Close()
 		_ = cg.Close()
-		_ = cl.Close()
-		c.unlog()
+		closeClients()
 		return nil, deadlineError(op, err)
 	}
 	c.strat.setClient(cl)
@@ -204,7 +234,7 @@ func (c *consumer) drainErrors() {
 	for err := range c.cg.Errors() {
 		var ce *sarama.ConsumerError
 		if errors.As(err, &ce) && ce.Topic != "" && ce.Partition >= 0 {
-			c.log.Debug("polysarama: error of an unused group claim", "err", err)
+			c.log.Debug("sarama: error of an unused group claim", "err", err)
 			continue
 		}
 		c.pushErr(err)
@@ -283,7 +313,7 @@ func (h handler) Setup(sess sarama.ConsumerGroupSession) error {
 	c.parts = parts
 	c.mu.Unlock()
 	if len(missing) > 0 {
-		c.pushErr(fmt.Errorf("polysarama: Assigned returned no start offset for %v", missing))
+		c.pushErr(fmt.Errorf("sarama: Assigned returned no start offset for %v", missing))
 	}
 	return nil
 }
@@ -309,7 +339,10 @@ func (h handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Con
 }
 
 // pump runs the partition consumer of ps, restarting it when asked (Seek,
-// Pause, Resume), until done.
+// Pause, Resume), until done. When done, the partition consumer is closed
+// without waiting (closeAsync): its Close waits for the fetch in flight
+// (up to Consumer.Fetch's MaxWaitTime, 500 ms by default), and the session
+// must end, and Close of the whole consumer return, without that wait.
 func (c *consumer) pump(done <-chan struct{}, ps *partState) {
 	var pc sarama.PartitionConsumer
 	var msgs <-chan *sarama.ConsumerMessage
@@ -321,7 +354,11 @@ func (c *consumer) pump(done <-chan struct{}, ps *partState) {
 			pc, msgs, errs = nil, nil, nil
 		}
 	}
-	defer stop()
+	defer func() {
+		if pc != nil {
+			c.closeAsync(ps.tp, pc)
+		}
+	}()
 	restart := func() {
 		stop()
 		c.mu.Lock()
@@ -382,6 +419,18 @@ func (c *consumer) pump(done <-chan struct{}, ps *partState) {
 // Metadata.Retry.Max times; any other error is reported, and the partition
 // is not fetched until Seek or the next session.
 func (c *consumer) startPartition(done <-chan struct{}, tp polykafka.TopicPartition, offset int64) sarama.PartitionConsumer {
+	c.mu.Lock()
+	closing := c.closingPC[tp]
+	c.mu.Unlock()
+	if closing != nil {
+		// The partition consumer of an earlier session is still closing.
+		select {
+		case <-closing:
+		case <-done:
+			return nil
+		}
+	}
+	backoff := metadataBackoff(c.fetchClient.Config())
 	for retries := c.retries; ; retries-- {
 		pc, err := c.pcons.ConsumePartition(tp.Topic, tp.Partition, offset)
 		if err == nil {
@@ -394,15 +443,37 @@ func (c *consumer) startPartition(done <-chan struct{}, tp polykafka.TopicPartit
 			c.pushErr(&driver.PartitionError{TopicPartition: tp, Err: err})
 			return nil
 		}
-		t := time.NewTimer(c.client.Config().Metadata.Retry.Backoff)
+		t := time.NewTimer(backoff(c.retries - retries + 1))
 		select {
 		case <-done:
 			t.Stop()
 			return nil
 		case <-t.C:
 		}
-		_ = c.client.RefreshMetadata(tp.Topic)
+		_ = c.fetchClient.RefreshMetadata(tp.Topic)
 	}
+}
+
+// closeAsync closes pc without waiting for its fetch in flight; the next
+// startPartition of tp waits for it to be gone. Its errors are dropped, as
+// stop's are. Close does not wait for it either: closing the fetch client
+// ends it once the fetch in flight returns.
+func (c *consumer) closeAsync(tp polykafka.TopicPartition, pc sarama.PartitionConsumer) {
+	pc.AsyncClose()
+	gone := make(chan struct{})
+	c.mu.Lock()
+	c.closingPC[tp] = gone
+	c.mu.Unlock()
+	go func() {
+		for range pc.Errors() { // closed once sarama released the partition
+		}
+		c.mu.Lock()
+		if c.closingPC[tp] == gone {
+			delete(c.closingPC, tp)
+		}
+		c.mu.Unlock()
+		close(gone)
+	}()
 }
 
 // enqueue appends batch (fetched in epoch) to ps's queue and waits while
@@ -515,7 +586,7 @@ func (c *consumer) take(max int, buf []polykafka.Record) ([]polykafka.Record, er
 		}
 		n := min(len(ps.msgs), max-len(out))
 		for _, m := range ps.msgs[:n] {
-			out = append(out, toRecord(m))
+			out = appendRecord(out, m)
 		}
 		ps.next = ps.msgs[n-1].Offset + 1
 		clear(ps.msgs[:n])
@@ -543,23 +614,30 @@ func (c *consumer) take(max int, buf []polykafka.Record) ([]polykafka.Record, er
 	return out, err, len(out) > 0 || err != nil
 }
 
-func toRecord(m *sarama.ConsumerMessage) polykafka.Record {
-	r := polykafka.Record{
-		Topic:     m.Topic,
-		Partition: m.Partition,
-		Offset:    m.Offset,
-		Key:       m.Key,
-		Value:     m.Value,
-		Timestamp: m.Timestamp,
-		Native:    m,
-	}
+// appendRecord appends m converted to rs. rs is usually a reused buffer:
+// the record is written in place one field at a time, every field
+// (appending a Record value costs a bulk write barrier per record while
+// the GC runs; the root package's Record field test fails when Record
+// gains a field this must set).
+func appendRecord(rs []polykafka.Record, m *sarama.ConsumerMessage) []polykafka.Record {
+	rs = slices.Grow(rs, 1)
+	rs = rs[:len(rs)+1]
+	r := &rs[len(rs)-1]
+	r.Topic = m.Topic
+	r.Partition = m.Partition
+	r.Offset = m.Offset
+	r.Key = m.Key
+	r.Value = m.Value
+	r.Headers = nil
 	if len(m.Headers) > 0 {
 		r.Headers = make([]polykafka.Header, len(m.Headers))
 		for i, h := range m.Headers {
 			r.Headers[i] = polykafka.Header{Key: string(h.Key), Value: h.Value}
 		}
 	}
-	return r
+	r.Timestamp = m.Timestamp
+	r.Native = m
+	return rs
 }
 
 // session returns the current session's generation and member id, or the
@@ -583,213 +661,13 @@ func (c *consumer) Commit(ctx context.Context, offsets map[polykafka.TopicPartit
 		return errClosed
 	}
 	gen, member, _ := c.session()
-	return commitOffsets(ctx, &c.calls, c.client, c.cfg.Group, gen, member, c.instanceID, offsets)
-}
-
-// commitOffsets sends one OffsetCommit request for group to its
-// coordinator, in generation gen as member (sarama.GroupGenerationUndefined
-// and "" commit outside any generation, as an admin).
-func commitOffsets(ctx context.Context, f *inflight, cl sarama.Client, group string, gen int32, member, instanceID string, offsets map[polykafka.TopicPartition]polykafka.CommittedOffset) error {
-	conf := cl.Config()
-	req := sarama.NewOffsetCommitRequest(conf, group)
-	req.ConsumerGroupGeneration = gen
-	req.ConsumerID = member
-	if req.Version >= 7 && instanceID != "" {
-		id := instanceID
-		req.GroupInstanceId = &id
-	}
-	var ts int64
-	if req.Version == 1 {
-		ts = sarama.ReceiveTime
-	}
-	for tp, o := range offsets {
-		req.AddBlockWithLeaderEpoch(tp.Topic, tp.Partition, o.Offset, -1, ts, o.Metadata)
-	}
-	return f.do(ctx, func() error {
-		br, err := cl.Coordinator(group)
-		if err != nil {
-			return err
-		}
-		resp, err := send(br, br.CommitOffset, req)
-		if err != nil {
-			_ = br.Close()
-			return err
-		}
-		var errs []error
-		for tp := range offsets {
-			kerr := sarama.ErrIncompleteResponse
-			if ps, ok := resp.Errors[tp.Topic]; ok {
-				if e, ok := ps[tp.Partition]; ok {
-					if e == sarama.ErrNoError {
-						continue
-					}
-					kerr = e
-				}
-			}
-			errs = append(errs, fmt.Errorf("commit %s: %w", tp, kerr))
-			if kerr == sarama.ErrNotCoordinatorForConsumer || kerr == sarama.ErrConsumerCoordinatorNotAvailable {
-				// Forget the stale coordinator so the next call finds
-				// the new one (what sarama's offset manager does).
-				_ = cl.RefreshCoordinator(group)
-			}
-		}
-		return errors.Join(errs...)
-	})
+	return c.commit(ctx, c.cfg.Group, gen, member, c.instanceID, offsets)
 }
 
 // Committed implements driver.Consumer with an OffsetFetch request for all
 // of the group's committed partitions.
 func (c *consumer) Committed(ctx context.Context, topics []string) (map[polykafka.TopicPartition]polykafka.CommittedOffset, error) {
-	if c.isClosed() {
-		return nil, errClosed
-	}
-	return committed(ctx, &c.calls, c.client, c.cfg.Group, topics)
-}
-
-// committed sends an OffsetFetch request for all of group's committed
-// partitions to its coordinator and keeps those of topics.
-func committed(ctx context.Context, f *inflight, cl sarama.Client, group string, topics []string) (map[polykafka.TopicPartition]polykafka.CommittedOffset, error) {
-	want := make(map[string]bool, len(topics))
-	for _, t := range topics {
-		want[t] = true
-	}
-	out := make(map[polykafka.TopicPartition]polykafka.CommittedOffset)
-	err := f.do(ctx, func() error {
-		br, err := cl.Coordinator(group)
-		if err != nil {
-			return err
-		}
-		req := sarama.NewOffsetFetchRequest(cl.Config().Version, group, nil)
-		resp, err := send(br, br.FetchOffset, req)
-		if err != nil {
-			_ = br.Close()
-			return err
-		}
-		blocks, gerr := resp.Blocks, resp.Err
-		if g := resp.GetGroup(group); g != nil {
-			blocks, gerr = g.Blocks, g.Err
-		}
-		if gerr != sarama.ErrNoError {
-			if gerr == sarama.ErrNotCoordinatorForConsumer || gerr == sarama.ErrConsumerCoordinatorNotAvailable {
-				_ = cl.RefreshCoordinator(group)
-			}
-			return fmt.Errorf("offset fetch: %w", gerr)
-		}
-		for t, ps := range blocks {
-			if !want[t] {
-				continue
-			}
-			for p, b := range ps {
-				if b.Err != sarama.ErrNoError {
-					return fmt.Errorf("offset fetch %s/%d: %w", t, p, b.Err)
-				}
-				if b.Offset < 0 {
-					continue
-				}
-				out[polykafka.TopicPartition{Topic: t, Partition: p}] = polykafka.CommittedOffset{Offset: b.Offset, Metadata: b.Metadata}
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-// ListOffsets implements driver.Consumer: one ListOffsets request per
-// partition leader, sent in parallel.
-func (c *consumer) ListOffsets(ctx context.Context, tps []polykafka.TopicPartition, at int64) (map[polykafka.TopicPartition]int64, error) {
-	if c.isClosed() {
-		return nil, errClosed
-	}
-	iso := sarama.ReadUncommitted
-	if c.cfg.ReadCommitted {
-		iso = sarama.ReadCommitted
-	}
-	return listOffsets(ctx, &c.calls, c.client, iso, tps, at)
-}
-
-func listOffsets(ctx context.Context, f *inflight, cl sarama.Client, iso sarama.IsolationLevel, tps []polykafka.TopicPartition, at int64) (map[polykafka.TopicPartition]int64, error) {
-	if at < 0 && at != polykafka.OffsetEarliest && at != polykafka.OffsetLatest {
-		return nil, polykafka.NewError(polykafka.InvalidArgument, "polysarama: ListOffsets", fmt.Sprintf("at %d is neither a special offset nor a timestamp", at), nil)
-	}
-	out := make(map[polykafka.TopicPartition]int64, len(tps))
-	err := f.do(ctx, func() error {
-		type group struct {
-			br  *sarama.Broker
-			req *sarama.OffsetRequest
-			tps []polykafka.TopicPartition
-		}
-		groups := make(map[int32]*group)
-		for _, tp := range tps {
-			br, err := cl.Leader(tp.Topic, tp.Partition)
-			if err != nil {
-				return fmt.Errorf("leader of %s: %w", tp, err)
-			}
-			g := groups[br.ID()]
-			if g == nil {
-				req := sarama.NewOffsetRequest(cl.Config().Version)
-				req.IsolationLevel = iso
-				g = &group{br: br, req: req}
-				groups[br.ID()] = g
-			}
-			g.req.AddBlock(tp.Topic, tp.Partition, at, 1)
-			g.tps = append(g.tps, tp)
-		}
-		var mu sync.Mutex
-		var wg sync.WaitGroup
-		var errs []error
-		for _, g := range groups {
-			wg.Go(func() {
-				resp, err := send(g.br, g.br.GetAvailableOffsets, g.req)
-				mu.Lock()
-				defer mu.Unlock()
-				if err != nil {
-					_ = g.br.Close()
-					errs = append(errs, err)
-					return
-				}
-				stale := false
-				for _, tp := range g.tps {
-					b := resp.GetBlock(tp.Topic, tp.Partition)
-					switch {
-					case b == nil:
-						errs = append(errs, fmt.Errorf("list offsets %s: %w", tp, sarama.ErrIncompleteResponse))
-					case b.Err != sarama.ErrNoError:
-						errs = append(errs, fmt.Errorf("list offsets %s: %w", tp, b.Err))
-						stale = stale || b.Err == sarama.ErrNotLeaderForPartition || b.Err == sarama.ErrLeaderNotAvailable ||
-							b.Err == sarama.ErrUnknownTopicOrPartition || b.Err == sarama.ErrFencedLeaderEpoch || b.Err == sarama.ErrUnknownLeaderEpoch
-					case g.req.Version == 0 && len(b.Offsets) > 0:
-						out[tp] = b.Offsets[0]
-					case g.req.Version == 0:
-						out[tp] = -1
-					default:
-						out[tp] = b.Offset
-					}
-				}
-				if stale {
-					// The cached leader is stale: refresh so that the
-					// portable layer's retry asks the right broker.
-					_ = cl.RefreshMetadata(g.tps[0].Topic)
-				}
-			})
-		}
-		wg.Wait()
-		return errors.Join(errs...)
-	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-// PartitionCounts implements driver.Consumer.
-func (c *consumer) PartitionCounts(ctx context.Context, topics []string) (map[string]int32, error) {
-	if c.isClosed() {
-		return nil, errClosed
-	}
-	return partitionCounts(ctx, &c.calls, c.client, topics)
+	return c.committed(ctx, c.cfg.Group, topics, c.cfg.ReadCommitted)
 }
 
 // Rejoin implements driver.Consumer: the counts go into the next
@@ -888,6 +766,12 @@ func (c *consumer) Close(ctx context.Context) error {
 	c.closed = true
 	c.mu.Unlock()
 	c.signal() // a Fetch waiting returns errClosed
+	dbg := time.AfterFunc(300*time.Millisecond, func() {
+		buf := make([]byte, 1<<21)
+		n := runtime.Stack(buf, true)
+		os.WriteFile(fmt.Sprintf("/tmp/closefast-%d.txt", time.Now().UnixNano()), buf[:n], 0o644)
+	})
+	defer dbg.Stop()
 	stop := context.AfterFunc(ctx, c.lifeCancel)
 	defer stop()
 	c.runCancel()
@@ -913,6 +797,9 @@ func (c *consumer) Close(ctx context.Context) error {
 		err = ctx.Err()
 	}
 	if cerr := c.pcons.Close(); cerr != nil && err == nil {
+		err = cerr
+	}
+	if cerr := c.fetchClient.Close(); cerr != nil && err == nil && !errors.Is(cerr, sarama.ErrClosedClient) {
 		err = cerr
 	}
 	if cerr := c.client.Close(); cerr != nil && err == nil && !errors.Is(cerr, sarama.ErrClosedClient) {
@@ -953,6 +840,3 @@ func (c *consumer) As(target any) bool {
 	}
 	return false
 }
-
-// ErrorCode implements driver.Consumer.
-func (*consumer) ErrorCode(err error) polykafka.ErrorCode { return errorCode(err) }

@@ -411,7 +411,7 @@ func TestProducerKeysAndManualPartitions(t *testing.T) {
 	cl := testcluster.New(t)
 	topic := cl.Topic(t, 5)
 	d := &delivery{}
-	p := openProducer(t, newTestBackend(cl.Brokers()), driver.ProducerConfig{ManualPartitions: true, Idempotence: driver.IdempotenceIfSupported}, d)
+	p := openProducer(t, newTestBackend(cl.Brokers()), driver.ProducerConfig{ManualPartitions: true, Idempotence: driver.IdempotenceAuto}, d)
 	assert.True(t, p.Idempotent(), "sarama gives an idempotent producer when asked")
 	ctx := ctxT(t, 20*time.Second)
 	var recs []*polykafka.Record
@@ -449,7 +449,7 @@ func TestProducerCloseDeliversEverything(t *testing.T) {
 	cl := testcluster.New(t)
 	topic := cl.Topic(t, 3)
 	d := &delivery{}
-	p := openProducer(t, newTestBackend(cl.Brokers()), driver.ProducerConfig{Linger: 50 * time.Millisecond}, d)
+	p := openProducer(t, newTestBackend(cl.Brokers()), driver.ProducerConfig{Idempotence: driver.IdempotenceOff, Linger: 50 * time.Millisecond}, d)
 	const n = 2000
 	ctx := ctxT(t, 20*time.Second)
 	for i := range n {
@@ -501,7 +501,7 @@ func TestSASL(t *testing.T) {
 			t.Cleanup(fc.Close)
 			b := New(polykafka.Connection{Brokers: fc.ListenAddrs(), SASL: &polykafka.SASL{Mechanism: mech, Username: "admin", Password: "secret"}}, nil)
 			d := &delivery{}
-			p, err := b.OpenProducer(ctxT(t, 10*time.Second), driver.ProducerConfig{Acks: -1, Delivered: d.fn, Logger: testLogger(t)})
+			p, err := b.OpenProducer(ctxT(t, 10*time.Second), driver.ProducerConfig{Acks: -1, Idempotence: driver.IdempotenceOff, Delivered: d.fn, Logger: testLogger(t)})
 			require.NoError(t, err)
 			defer p.Close(context.Background())
 			counts, err := p.PartitionCounts(ctxT(t, 10*time.Second), []string{"t"})
@@ -509,7 +509,7 @@ func TestSASL(t *testing.T) {
 			assert.Equal(t, map[string]int32{"t": 1}, counts)
 
 			bad := New(polykafka.Connection{Brokers: fc.ListenAddrs(), SASL: &polykafka.SASL{Mechanism: mech, Username: "admin", Password: "wrong"}}, nil)
-			bp, err := bad.OpenProducer(ctxT(t, 10*time.Second), driver.ProducerConfig{Acks: -1, Delivered: d.fn, Logger: testLogger(t)})
+			bp, err := bad.OpenProducer(ctxT(t, 10*time.Second), driver.ProducerConfig{Acks: -1, Idempotence: driver.IdempotenceOff, Delivered: d.fn, Logger: testLogger(t)})
 			require.NoError(t, err, "opening a producer needs no broker")
 			defer bp.Close(context.Background())
 			_, err = bp.PartitionCounts(ctxT(t, 10*time.Second), []string{"t"})
@@ -597,7 +597,7 @@ func TestProducerWithoutBrokerNeverBlocks(t *testing.T) {
 	t.Parallel()
 	b := New(polykafka.Connection{Brokers: []string{"127.0.0.1:1"}}, nil)
 	d := &delivery{}
-	p, err := b.OpenProducer(ctxT(t, 5*time.Second), driver.ProducerConfig{Acks: -1, Idempotence: driver.IdempotenceIfSupported, Delivered: d.fn, Logger: testLogger(t)})
+	p, err := b.OpenProducer(ctxT(t, 5*time.Second), driver.ProducerConfig{Acks: -1, Idempotence: driver.IdempotenceAuto, Delivered: d.fn, Logger: testLogger(t)})
 	require.NoError(t, err, "opening a producer needs no broker")
 	short, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()

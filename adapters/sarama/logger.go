@@ -60,7 +60,7 @@ func registerLogger(l *slog.Logger) (unregister func()) {
 		}
 	})
 	if !bridgeOn {
-		l.Debug("polysarama: sarama.Logger was set by the application; sarama's own log lines go there")
+		l.Debug("sarama: sarama.Logger was set by the application; sarama's own log lines go there")
 		return func() {}
 	}
 	loggersMu.Lock()

@@ -16,12 +16,16 @@ import (
 )
 
 type producer struct {
-	client     sarama.Client
+	cluster
 	delivered  func(*polykafka.Record, error, func(*polykafka.Record, error))
 	log        *slog.Logger
 	idempotent bool
-	unlog      func()
-	calls      inflight
+	// transactional: the producer has a TransactionalID.
+	transactional bool
+	unlog         func()
+	// timeout is the delivery timeout, backoff sarama's Retry.Backoff:
+	// see readErrors.
+	timeout, backoff time.Duration
 
 	ap      atomic.Pointer[asyncProducer] // set once sarama's producer exists and waiting is empty
 	amu     sync.Mutex
@@ -75,11 +79,13 @@ type pending struct {
 	done   func(*polykafka.Record, error)
 	manual bool        // the record names its partition
 	fired  atomic.Bool // Delivered was called
+	// deadline is when the record's delivery timeout passes.
+	deadline time.Time
 }
 
 // OpenProducer implements driver.Backend.
 func (b *Backend) OpenProducer(ctx context.Context, cfg driver.ProducerConfig) (driver.Producer, error) {
-	const op = "polysarama: OpenProducer"
+	const op = "sarama: OpenProducer"
 	sc, err := b.config()
 	if err != nil {
 		return nil, err
@@ -100,18 +106,18 @@ func (b *Backend) OpenProducer(ctx context.Context, cfg driver.ProducerConfig) (
 	}
 	if pc.Compression == def.Producer.Compression {
 		switch cfg.Compression {
-		case "none", "":
+		case driver.CompressionNone:
 			pc.Compression = sarama.CompressionNone
-		case "gzip":
+		case driver.CompressionGzip:
 			pc.Compression = sarama.CompressionGZIP
-		case "snappy":
+		case driver.CompressionSnappy:
 			pc.Compression = sarama.CompressionSnappy
-		case "lz4":
+		case driver.CompressionLZ4:
 			pc.Compression = sarama.CompressionLZ4
-		case "zstd":
+		case driver.CompressionZstd:
 			pc.Compression = sarama.CompressionZSTD
 		default:
-			return nil, polykafka.NewError(polykafka.InvalidArgument, op, "compression "+cfg.Compression, nil)
+			return nil, polykafka.NewError(polykafka.InvalidArgument, op, "compression "+string(cfg.Compression), nil)
 		}
 	}
 	if pc.Flush.Frequency == def.Producer.Flush.Frequency {
@@ -139,6 +145,11 @@ func (b *Backend) OpenProducer(ctx context.Context, cfg driver.ProducerConfig) (
 			}
 		}
 	}
+	if pc.Retry.Max == def.Producer.Retry.Max && pc.Retry.BackoffFunc == nil {
+		// sarama counts attempts, not time: retry every Retry.Backoff for
+		// about the delivery timeout (Kafka's delivery.timeout.ms).
+		pc.Retry.Max = retriesFor(cfg.DeliveryTimeout, pc.Retry.Backoff)
+	}
 	pc.Return.Successes = true
 	pc.Return.Errors = true
 	pc.Partitioner = newPartitioner
@@ -151,12 +162,16 @@ func (b *Backend) OpenProducer(ctx context.Context, cfg driver.ProducerConfig) (
 	}
 
 	p := &producer{
-		delivered:  cfg.Delivered,
-		log:        cfg.Logger,
-		idempotent: pc.Idempotent,
-		closing:    make(chan struct{}),
-		chunks:     make(map[*chunk]struct{}),
+		delivered:     cfg.Delivered,
+		log:           cfg.Logger,
+		idempotent:    pc.Idempotent,
+		transactional: pc.Transaction.ID != "",
+		closing:       make(chan struct{}),
+		chunks:        make(map[*chunk]struct{}),
+		timeout:       cfg.DeliveryTimeout,
+		backoff:       pc.Retry.Backoff,
 	}
+	p.gone = p.isClosed
 	p.unlog = registerLogger(cfg.Logger)
 	cl, err := b.newClient(ctx, op, sc)
 	if err != nil {
@@ -171,6 +186,15 @@ func (b *Backend) OpenProducer(ctx context.Context, cfg driver.ProducerConfig) (
 		return txnProducer{p}, nil
 	}
 	return p, nil
+}
+
+// retriesFor is the retry count that spans about d at one retry per
+// backoff (at least sarama's default, 3).
+func retriesFor(d, backoff time.Duration) int {
+	if backoff <= 0 {
+		backoff = 100 * time.Millisecond
+	}
+	return max(3, int((d+backoff-1)/backoff))
 }
 
 // startLocked returns the attempt in flight or the last successful one,
@@ -257,27 +281,33 @@ func (p *producer) get(ctx context.Context) (sarama.AsyncProducer, error) {
 // chunk is pendingChunk pendings allocated at once and handed out by an
 // atomic index, so that the record path allocates 1/pendingChunk objects
 // per record and needs no lock. The producer keeps the chunks that still
-// have undelivered records, for Close to fail them if it must.
+// have undelivered records, for Close to fail them if it must. The index
+// (written by the sending goroutines) and the count of delivered slots
+// (written by the delivering ones) are on cache lines of their own: one
+// counter written from both sides moved its line between the cores for
+// every record.
 type chunk struct {
-	live atomic.Int64 // pendings handed out (or being) and not delivered
-	next atomic.Int64
+	next atomic.Int64 // slots handed out (or asked for: it passes pendingChunk)
+	_    [56]byte
+	done atomic.Int64 // slots delivered
+	_    [56]byte
 	ps   [pendingChunk]pending
 }
 
 const pendingChunk = 256
 
-// alloc returns a fresh pending.
+// alloc returns a fresh pending. A chunk's slots are taken only from the
+// chunk in cur, so a chunk that lost the race to be installed has none
+// taken and is simply dropped.
 func (p *producer) alloc() *pending {
 	for {
 		c := p.cur.Load()
 		if c != nil {
-			c.live.Add(1)
 			if i := c.next.Add(1) - 1; i < pendingChunk {
 				pd := &c.ps[i]
 				pd.c = c
 				return pd
 			}
-			p.release(c)
 		}
 		nc := new(chunk)
 		if p.cur.CompareAndSwap(c, nc) {
@@ -288,9 +318,11 @@ func (p *producer) alloc() *pending {
 	}
 }
 
-// release ends one use of c; the last use of a full chunk forgets it.
+// release counts one delivered slot of c; the last one forgets c (every
+// slot of a chunk is handed out before the next chunk is installed, and
+// delivered exactly once).
 func (p *producer) release(c *chunk) {
-	if c.live.Add(-1) == 0 && c.next.Load() >= pendingChunk {
+	if c.done.Add(1) == pendingChunk {
 		p.cmu.Lock()
 		delete(p.chunks, c)
 		p.cmu.Unlock()
@@ -310,6 +342,7 @@ func (p *producer) Produce(ctx context.Context, r *polykafka.Record, done func(*
 	// a pending being filled in.
 	pd := p.alloc()
 	pd.r, pd.done, pd.manual = r, done, r.Partition >= 0
+	pd.deadline = time.Now().Add(p.timeout)
 	m := &pd.msg
 	m.Topic = r.Topic
 	m.Partition = r.Partition
@@ -348,13 +381,22 @@ func (p *producer) Produce(ctx context.Context, r *polykafka.Record, done func(*
 		p.amu.Unlock()
 	}
 	// Delivered is never called with mu held: a callback may call Close.
-	var err error
-	select {
-	case ap.Input() <- m:
-	case <-ctx.Done():
-		err = ctx.Err()
-	case <-p.closing:
-		err = errClosed
+	// The first, non-blocking send succeeds whenever sarama's dispatcher
+	// waits on Input, as it mostly does: a three-way select per record
+	// cost a measurable share of the record path (pprof: selectgo).
+	err := ctx.Err()
+	if err == nil {
+		select {
+		case ap.Input() <- m:
+		default:
+			select {
+			case ap.Input() <- m:
+			case <-ctx.Done():
+				err = ctx.Err()
+			case <-p.closing:
+				err = errClosed
+			}
+		}
 	}
 	p.mu.RUnlock()
 	if err != nil {
@@ -378,11 +420,38 @@ func (p *producer) readErrors(ap sarama.AsyncProducer) {
 	for pe := range ap.Errors() {
 		pd, ok := pe.Msg.Metadata.(*pending)
 		if !ok {
-			p.log.Warn("polysarama: a record produced through As failed", "topic", pe.Msg.Topic, "err", pe.Err)
+			p.log.Warn("sarama: a record produced through As failed", "topic", pe.Msg.Topic, "err", pe.Err)
+			continue
+		}
+		if time.Now().Before(pd.deadline) {
+			// sarama has no delivery timeout: it fails a record at once
+			// when it cannot find the partition's leader (during an
+			// outage: "client has run out of available brokers", then
+			// its circuit breaker's "circuit breaker is open" for 10s),
+			// and after Retry.Max retries otherwise. Reported as such;
+			// the portable producer decides whether to produce it again
+			// (driver.EarlyFailure).
+			p.deliver(pd, &driver.EarlyFailure{Err: p.staleEpoch(pe.Err), Deadline: pd.deadline, Backoff: p.backoff})
 			continue
 		}
 		p.deliver(pd, pe.Err)
 	}
+}
+
+// staleEpoch translates the broker's INVALID_PRODUCER_EPOCH on a batch of
+// an idempotent producer that is not transactional: sarama raises the
+// producer's epoch itself when it fails a batch that carried sequence
+// numbers (async_producer.go bumpIdempotentProducerEpoch, KIP-360's
+// client-side bump), and the batches still in flight under the old epoch
+// are then refused, not written. Nothing is fenced, so it is Unavailable:
+// the record can be produced again under the new epoch. On a
+// transactional producer the error stays what it is (Fenced).
+func (p *producer) staleEpoch(err error) error {
+	if p.idempotent && !p.transactional && errors.Is(err, sarama.ErrInvalidProducerEpoch) {
+		return polykafka.NewError(polykafka.Unavailable, "sarama: produce",
+			"refused under the epoch sarama abandoned after a failed batch; not written", err)
+	}
+	return err
 }
 
 // deliver calls Delivered once for pd, with err.
@@ -412,14 +481,6 @@ func (p *producer) finish(pd *pending, err error) {
 // Flush implements driver.Producer. sarama has no flush call: it sends what
 // it buffers within Producer.Flush.Frequency on its own.
 func (p *producer) Flush(context.Context) error { return nil }
-
-// PartitionCounts implements driver.Producer.
-func (p *producer) PartitionCounts(ctx context.Context, topics []string) (map[string]int32, error) {
-	if p.isClosed() {
-		return nil, errClosed
-	}
-	return partitionCounts(ctx, &p.calls, p.client, topics)
-}
 
 // Refresh implements driver.Producer: sarama's partitioner reads the
 // client's metadata, refreshed here.
@@ -497,7 +558,9 @@ func (p *producer) Close(ctx context.Context) error {
 			err = ctx.Err()
 		}
 	}
-	if err != nil || creating {
+	// After sarama drained, the records left are, on error, those sarama
+	// never reported.
+	{
 		var left []*pending
 		p.cmu.Lock()
 		for c := range p.chunks {
@@ -549,9 +612,6 @@ func (p *producer) As(target any) bool {
 	}
 	return false
 }
-
-// ErrorCode implements driver.Producer.
-func (*producer) ErrorCode(err error) polykafka.ErrorCode { return errorCode(err) }
 
 // BeginTransaction implements driver.Transactor.
 func (t txnProducer) BeginTransaction(ctx context.Context) error {

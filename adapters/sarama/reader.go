@@ -38,7 +38,7 @@ var (
 // Consumer.IsolationLevel from the options) but with no group: no
 // partition is fetched until Assign.
 func (b *Backend) OpenReader(ctx context.Context, cfg driver.ReaderConfig) (driver.Reader, error) {
-	const op = "polysarama: OpenReader"
+	const op = "sarama: OpenReader"
 	sc, err := b.config()
 	if err != nil {
 		return nil, err
@@ -52,13 +52,17 @@ func (b *Backend) OpenReader(ctx context.Context, cfg driver.ReaderConfig) (driv
 		sc.Consumer.IsolationLevel = sarama.ReadCommitted
 	}
 	c := &consumer{
+		cluster: cluster{iso: isolation(cfg.ReadCommitted)},
 		cfg:     driver.ConsumerConfig{ReadCommitted: cfg.ReadCommitted, Logger: cfg.Logger},
 		log:     cfg.Logger,
 		retries: sc.Metadata.Retry.Max,
 		avail:   make(chan struct{}, 1),
 		parts:   make(map[polykafka.TopicPartition]*partState),
 		paused:  make(map[polykafka.TopicPartition]bool),
+
+		closingPC: make(map[polykafka.TopicPartition]chan struct{}),
 	}
+	c.gone = c.isClosed
 	c.unlog = registerLogger(cfg.Logger)
 	cl, err := b.newClient(ctx, op, sc)
 	if err != nil {
@@ -71,7 +75,7 @@ func (b *Backend) OpenReader(ctx context.Context, cfg driver.ReaderConfig) (driv
 		c.unlog()
 		return nil, polykafka.NewError(errorCode(err), op, "", err)
 	}
-	c.client, c.pcons = cl, pcons
+	c.client, c.fetchClient, c.pcons = cl, cl, pcons // no group: one client
 	if err := warmUp(ctx, &c.calls, cl); err != nil {
 		_ = pcons.Close()
 		_ = cl.Close()

@@ -29,11 +29,14 @@
 // those clusters.
 //
 // Consumers use sarama's ConsumerGroup for membership (join, sync,
-// heartbeats, leave) and a second sarama.Consumer on the same client for
-// records: each assigned partition gets a partition consumer started
+// heartbeats, leave) and a second sarama.Consumer on a client of its own
+// for records (sarama holds a broker connection for a whole request, so a
+// fetch waiting Consumer.MaxWaitTime would hold up the group's commits and
+// LeaveGroup): each assigned partition gets a partition consumer started
 // exactly at the offset the portable layer decided, which the adapter can
-// restart (Seek, Pause/Resume). The group session's own claims are paused
-// at once and never read. Consumers override, whatever the Config says,
+// restart (Seek, Pause/Resume), and which a session's end closes without
+// waiting for its fetch in flight. The group session's own claims are
+// paused at once and never read. Consumers override, whatever the Config says,
 // because polykafka's guarantees depend on them:
 //
 //   - Consumer.Offsets.AutoCommit.Enable = false: every commit is made by the
@@ -103,7 +106,9 @@
 // # Errors
 //
 // Kafka protocol errors (sarama.KError) are classified with
-// polykafka.CodeForKafka. sarama.ErrClosedClient, ErrClosedConsumerGroup and
+// polykafka.CodeForKafka; SASL_AUTHENTICATION_FAILED, which sarama wraps
+// with the broker's message so that only errors.Is finds it, is
+// PermissionDenied. sarama.ErrClosedClient, ErrClosedConsumerGroup and
 // ErrShuttingDown are Closed; ErrOutOfBrokers, ErrNotConnected and network
 // errors are Unavailable; sarama.ConfigurationError and ErrInvalidPartition
 // are InvalidArgument.
@@ -153,7 +158,6 @@ package polysarama
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"runtime"
@@ -161,6 +165,7 @@ import (
 	"syscall"
 
 	"github.com/IBM/sarama"
+	"github.com/eapache/go-resiliency/breaker"
 
 	"github.com/polykafka/polykafka"
 	"github.com/polykafka/polykafka/adapters/driver"
@@ -204,9 +209,13 @@ func (b *Backend) config() (*sarama.Config, error) {
 	if cfg.ClientID == def.ClientID {
 		cfg.ClientID = b.conn.ClientIDOr("polykafka")
 	}
-	if b.conn.TLS != nil && !cfg.Net.TLS.Enable {
+	tlsCfg, err := b.conn.TLSConfig()
+	if err != nil {
+		return nil, err
+	}
+	if tlsCfg != nil && !cfg.Net.TLS.Enable {
 		cfg.Net.TLS.Enable = true
-		cfg.Net.TLS.Config = b.conn.TLS
+		cfg.Net.TLS.Config = tlsCfg
 	}
 	if s := b.conn.SASL; s != nil && !cfg.Net.SASL.Enable {
 		cfg.Net.SASL.Enable = true
@@ -269,10 +278,10 @@ func deadlineError(op string, err error) error {
 }
 
 // errClosed is returned by calls on a closed consumer or producer.
-var errClosed = errors.New("polysarama: closed")
+var errClosed = errors.New("sarama: closed")
 
 // errUnimplemented marks what sarama cannot do.
-var errUnimplemented = errors.New("polysarama: not supported by sarama")
+var errUnimplemented = errors.New("sarama: not supported by sarama")
 
 // errorCode is the classification shared by the consumer and the producer.
 func errorCode(err error) polykafka.ErrorCode {
@@ -282,6 +291,10 @@ func errorCode(err error) polykafka.ErrorCode {
 	switch {
 	case err == nil:
 		return polykafka.OK
+	case errors.Is(err, sarama.ErrSASLAuthenticationFailed):
+		// sarama wraps it (sarama.Wrap) in an error that errors.Is
+		// finds but errors.As does not, with the broker's message.
+		return polykafka.PermissionDenied
 	case errors.As(err, &ke):
 		return polykafka.CodeForKafka(int16(ke))
 	case errors.Is(err, errClosed), errors.Is(err, sarama.ErrClosedClient),
@@ -294,7 +307,11 @@ func errorCode(err error) polykafka.ErrorCode {
 	case errors.Is(err, sarama.ErrOutOfBrokers), errors.Is(err, sarama.ErrNotConnected),
 		errors.Is(err, sarama.ErrIncompleteResponse), errors.Is(err, sarama.ErrControllerNotAvailable),
 		errors.As(err, &ne), errors.Is(err, net.ErrClosed), errors.Is(err, io.EOF),
-		errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET):
+		errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET),
+		errors.Is(err, breaker.ErrBreakerOpen):
+		// breaker.ErrBreakerOpen: sarama's producer stops looking up a
+		// partition's leader for 10s after 3 failed lookups (an outage)
+		// and fails records at once meanwhile.
 		return polykafka.Unavailable
 	}
 	return polykafka.Unknown
@@ -336,46 +353,6 @@ func (f *inflight) wait(ctx context.Context) {
 	case <-done:
 	case <-ctx.Done():
 	}
-}
-
-// partitionCounts sends a metadata request for topics to one broker (never
-// answered from sarama's cache, and never creating a topic).
-func partitionCounts(ctx context.Context, f *inflight, cl sarama.Client, topics []string) (map[string]int32, error) {
-	out := make(map[string]int32, len(topics))
-	err := f.do(ctx, func() error {
-		if cl.Closed() {
-			return errClosed
-		}
-		br := cl.LeastLoadedBroker()
-		if br == nil {
-			return sarama.ErrOutOfBrokers
-		}
-		req := sarama.NewMetadataRequest(cl.Config().Version, topics)
-		req.AllowAutoTopicCreation = false
-		resp, err := send(br, br.GetMetadata, req)
-		if err != nil {
-			// sarama's own callers close a broker whose request failed so
-			// that its next use reconnects.
-			_ = br.Close()
-			return err
-		}
-		for _, t := range resp.Topics {
-			if t.Err != sarama.ErrNoError {
-				return fmt.Errorf("topic %q: %w", t.Name, t.Err)
-			}
-			out[t.Name] = int32(len(t.Partitions))
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	for _, t := range topics {
-		if _, ok := out[t]; !ok {
-			return nil, fmt.Errorf("topic %q: %w", t, sarama.ErrUnknownTopicOrPartition)
-		}
-	}
-	return out, nil
 }
 
 // send sends req to br with fn (one of br's request methods). sarama's

@@ -62,12 +62,16 @@ func verifyNoLeaks() int {
 // testBackend is the sarama backend with test timings only: a 250ms
 // heartbeat so members learn of rebalances quickly, and a matching
 // rebalance retry backoff.
-func testBackend(_ *testing.T, brokers []string) driver.Backend {
+func testBackend(t *testing.T, brokers []string) driver.Backend {
+	return testConnect(t, polykafka.Connection{Brokers: brokers})
+}
+
+func testConnect(_ *testing.T, conn polykafka.Connection) driver.Backend {
 	cfg := sarama.NewConfig()
 	cfg.Version = polysarama.DefaultVersion
 	cfg.Consumer.Group.Heartbeat.Interval = 250 * time.Millisecond
 	cfg.Consumer.Group.Rebalance.Retry.Backoff = 250 * time.Millisecond
-	return polysarama.New(polykafka.Connection{Brokers: brokers}, cfg)
+	return polysarama.New(conn, cfg)
 }
 
 // harness is the backend under test for the conformance suite.
@@ -75,6 +79,7 @@ func harness() drivertest.Harness {
 	return drivertest.Harness{
 		Name:         "sarama",
 		NewBackend:   testBackend,
+		Connect:      testConnect,
 		Transactions: true,
 		Reader:       true,
 		CheckAs: func(t *testing.T, c *consumer.Consumer, p *producer.Producer) {

@@ -60,6 +60,7 @@ func cases() []testCase {
 		{"NeverReadTopicRecordsPartitionCount", "a topic the group never read gets the topic's partition count as its baseline, as a consumer would record", testNeverRead},
 		{"GuaranteeSurvivesReset", "after a reset, a consumer still starts an old partition at its (reset) commit and a later-added partition as new-partition, from earliest", testGuarantee},
 		{"MissingTopicIsNotFound", "a reset of a missing topic fails with NotFound", testMissingTopic},
+		{"LagDescribesEveryPartition", "Lag reports every partition's committed offset, log end and lag; a partition without a usable position is counted from where the decision table would start it, and flagged", testLag},
 		{"NoAdministratorIsUnimplemented", "a backend without driver.Administrator fails with Unimplemented", testUnimplemented},
 	}
 }

@@ -9,7 +9,8 @@
 //
 //	-brokers     comma-separated bootstrap brokers; empty starts an embedded
 //	             cluster (kfake, in this process) with a demo topic and group
-//	-backend     franz, sarama or kafkago
+//	-backend     franz, sarama, kafkago or confluent (confluent needs cgo;
+//	             without it the backend fails with code Unimplemented)
 //	-group       the consumer group (required with -brokers)
 //	-topic       the topic (required with -brokers)
 //	-partitions  which partitions: a comma list ("0,3"), "all", or empty for
@@ -47,6 +48,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/polykafka/polykafka"
+	"github.com/polykafka/polykafka/adapters/confluent"
 	"github.com/polykafka/polykafka/adapters/driver"
 	"github.com/polykafka/polykafka/adapters/franz"
 	"github.com/polykafka/polykafka/adapters/kafkago"
@@ -70,7 +72,7 @@ type config struct {
 func main() {
 	var c config
 	flag.StringVar(&c.brokers, "brokers", "", "comma-separated bootstrap brokers; empty starts an embedded cluster with a demo topic and group")
-	flag.StringVar(&c.backend, "backend", "franz", "polykafka backend: franz, sarama, kafkago")
+	flag.StringVar(&c.backend, "backend", "franz", "polykafka backend: franz, sarama, kafkago, confluent (needs cgo)")
 	flag.StringVar(&c.group, "group", "", "consumer group (default "+demoGroup+" on the embedded cluster)")
 	flag.StringVar(&c.topic, "topic", "", "topic (default "+demoTopic+" on the embedded cluster)")
 	flag.StringVar(&c.partitions, "partitions", "", `partitions: a comma list, "all", or empty for every partition without a position`)
@@ -94,8 +96,10 @@ func newBackend(name string, seeds []string) (driver.Backend, error) {
 		return kafkago.New(polykafka.Connection{Brokers: seeds}, nil), nil
 	case "sarama":
 		return polysarama.New(polykafka.Connection{Brokers: seeds}, nil), nil
+	case "confluent":
+		return confluent.New(polykafka.Connection{Brokers: seeds}, nil), nil
 	}
-	return nil, fmt.Errorf("-backend %q: unknown (available: franz, sarama, kafkago)", name)
+	return nil, fmt.Errorf("-backend %q: unknown (available: franz, sarama, kafkago, confluent)", name)
 }
 
 // parsePartitions parses -partitions for topic.

@@ -42,6 +42,10 @@ func TestRunEmbedded(t *testing.T) {
 	require.NoError(t, run(t.Context(), &out, config{backend: "franz", to: "latest", partitions: "all"}))
 	assert.Contains(t, out.String(), "applied: 4 positions committed")
 
+	out.Reset()
+	require.NoError(t, run(t.Context(), &out, config{backend: "confluent", to: "earliest", dryRun: true}), "confluent has an admin too")
+	assert.Contains(t, out.String(), "to earliest: 2 partitions")
+
 	assert.ErrorContains(t, run(t.Context(), &out, config{backend: "franz", to: "soon"}), "-to")
 	assert.ErrorContains(t, run(t.Context(), &out, config{backend: "nope", to: "earliest"}), "-backend")
 	assert.ErrorContains(t, run(t.Context(), &out, config{brokers: "localhost:1", backend: "franz", to: "earliest"}), "-group and -topic")

@@ -1,84 +1,107 @@
-// Package benchkit is what the adapters' benchmarks share: the topic they
-// write to or read from, the measured section and its metrics, the
-// acknowledgement count of a produce benchmark, and the portable consumer's
-// side of a consume benchmark. Each adapter's benchmark file keeps only its
-// raw client's side.
+// Package benchkit is what the record-path benchmarks share: the go test
+// benchmarks of each adapter (adapters/*/bench_test.go) and the pkbench
+// command (internal/cmd/pkbench) run the same cases, written once in the
+// per-backend packages below it (franzbench, saramabench, kafkagobench,
+// confluentbench): each has a raw client side and a polykafka side with
+// equivalent settings.
 //
-// Every benchmark reports records/s, ns/op (per record), allocs/record and
-// B/record over its measured section (runtime.MemStats deltas: on the
-// in-process broker they include the broker's allocations, the same for
-// both sides of a comparison).
+// A case gets a Setup (brokers, a topic, the record count and value) and
+// returns a Result over its measured section: wall time and
+// runtime.MemStats deltas. On the in-process kfake cluster the deltas
+// include the broker's allocations for those records, the same for both
+// sides of a comparison; against a broker in another process only the
+// clients allocate in-process. librdkafka's C allocations are never
+// counted.
 package benchkit
 
 import (
 	"context"
+	"fmt"
 	"runtime"
 	"sync"
 	"sync/atomic"
-	"testing"
 	"time"
-
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/polykafka/polykafka"
 	"github.com/polykafka/polykafka/adapters/driver"
 	"github.com/polykafka/polykafka/consumer"
 	"github.com/polykafka/polykafka/discovery"
-	"github.com/polykafka/polykafka/internal/testcluster"
+	"github.com/polykafka/polykafka/producer"
 )
 
-// Partitions and ValueSize shape every benchmark topic and record.
+// Default shape of a benchmark topic and record.
 const (
 	Partitions = 6
 	ValueSize  = 100
 )
 
-// Value is the value of every benchmark record.
+// Value is the default value of every benchmark record.
 var Value = make([]byte, ValueSize)
 
-// Topic creates a topic of Partitions partitions that is deleted again when
-// b ends, so that the in-process broker does not carry earlier variants'
-// records (memory, GC work) into later ones.
-func Topic(b *testing.B, tc *testcluster.Cluster) string {
-	b.Helper()
-	topic := tc.Topic(b, Partitions)
-	b.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if _, err := tc.Admin().DeleteTopics(ctx, topic); err != nil {
-			b.Logf("delete %s: %v", topic, err)
-		}
-	})
-	return topic
+// Setup is what one case runs with.
+type Setup struct {
+	// Brokers are the bootstrap addresses.
+	Brokers []string
+	// Topic is a fresh empty topic for a produce case, and a topic holding
+	// at least N records of len(Value) bytes for a consume case.
+	Topic string
+	// Group is a group id no one used before.
+	Group string
+	// N is the number of records to produce or consume.
+	N int
+	// Value is the value of every record (keys are nil).
+	Value []byte
+	// Linger is the producer linger of both sides (0: none, the portable
+	// default).
+	Linger time.Duration
+	// Variant selects a case's variant where it has more than one (the
+	// go test benchmarks' raw+record, polykafka-batch, ...); "" is the
+	// plain one, the only one the pkbench command runs.
+	Variant string
 }
 
-// FillTopic creates a Topic holding n records of Value with nil keys,
-// written with a plain franz-go client.
-func FillTopic(b *testing.B, tc *testcluster.Cluster, n int) string {
-	b.Helper()
-	topic := Topic(b, tc)
-	cl, err := kgo.NewClient(kgo.SeedBrokers(tc.Brokers()...), kgo.ProducerBatchCompression(kgo.NoCompression()))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	var acks Acks
-	promise := func(_ *kgo.Record, err error) { acks.Add(err) }
-	for i := 0; i < n; i++ {
-		cl.Produce(ctx, &kgo.Record{Topic: topic, Value: Value}, promise)
-	}
-	if err := cl.Flush(ctx); err != nil {
-		b.Fatal(err)
-	}
-	acks.Check(b, int64(n))
-	return topic
+// Result is one measured section.
+type Result struct {
+	Records int
+	Bytes   int64 // record bytes (values) moved
+	Elapsed time.Duration
+	CPU     time.Duration // process CPU time (user+system) in the section
+	Mallocs uint64        // heap allocations in the section
+	Alloc   uint64        // heap bytes allocated in the section
+}
+
+// RecordsPerSec returns the throughput in records.
+func (r Result) RecordsPerSec() float64 { return float64(r.Records) / r.Elapsed.Seconds() }
+
+// MBPerSec returns the throughput in value bytes (10^6 per MB).
+func (r Result) MBPerSec() float64 { return float64(r.Bytes) / 1e6 / r.Elapsed.Seconds() }
+
+// AllocsPerRecord returns the heap allocations per record.
+func (r Result) AllocsPerRecord() float64 { return float64(r.Mallocs) / float64(r.Records) }
+
+// CPUPerRecord returns the process CPU time per record, which a loaded
+// machine inflates far less than the wall time (against a broker in
+// another process it is the clients' alone).
+func (r Result) CPUPerRecord() time.Duration { return r.CPU / time.Duration(r.Records) }
+
+// BytesPerRecord returns the heap bytes allocated per record.
+func (r Result) BytesPerRecord() float64 { return float64(r.Alloc) / float64(r.Records) }
+
+// Case is one side of a comparison.
+type Case func(ctx context.Context, s *Setup) (Result, error)
+
+// Pair is a backend's raw client and polykafka cases for produce and
+// consume, with equivalent settings.
+type Pair struct {
+	Backend                 string
+	RawProduce, PolyProduce Case
+	RawConsume, PolyConsume Case
 }
 
 // Measure is one measured section: wall time and MemStats deltas.
 type Measure struct {
 	start   time.Time
+	cpu     time.Duration
 	mallocs uint64
 	bytes   uint64
 }
@@ -88,21 +111,21 @@ func (m *Measure) Begin() {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	m.mallocs, m.bytes = ms.Mallocs, ms.TotalAlloc
+	m.cpu = cpuTime()
 	m.start = time.Now()
 }
 
-// End reports the section's metrics for n records.
-func (m *Measure) End(b *testing.B, n int) {
+// End returns the section's result for n records of size bytes each.
+func (m *Measure) End(n, size int) Result {
 	elapsed := time.Since(m.start)
+	cpu := cpuTime() - m.cpu
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	b.ReportMetric(float64(n)/elapsed.Seconds(), "records/s")
-	b.ReportMetric(float64(elapsed.Nanoseconds())/float64(n), "ns/op")
-	b.ReportMetric(float64(ms.Mallocs-m.mallocs)/float64(n), "allocs/record")
-	b.ReportMetric(float64(ms.TotalAlloc-m.bytes)/float64(n), "B/record")
+	return Result{Records: n, Bytes: int64(n) * int64(size), Elapsed: elapsed, CPU: cpu,
+		Mallocs: ms.Mallocs - m.mallocs, Alloc: ms.TotalAlloc - m.bytes}
 }
 
-// Acks counts the acknowledged records of a produce benchmark and keeps the
+// Acks counts the acknowledged records of a produce case and keeps the
 // failures. One value serves every record: its Add is called from one
 // callback made once, never a closure per record, and the success path
 // allocates nothing.
@@ -153,62 +176,84 @@ func (a *Acks) Reset() {
 	a.nerr, a.first = 0, nil
 }
 
-// Check fails b if a record failed or fewer or more than want were
-// acknowledged.
-func (a *Acks) Check(b *testing.B, want int64) {
-	b.Helper()
+// Check returns an error if a record failed or fewer or more than want
+// were acknowledged.
+func (a *Acks) Check(want int64) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.nerr > 0 {
-		b.Fatalf("%d records failed, first: %v", a.nerr, a.first)
+		return fmt.Errorf("%d records failed, first: %w", a.nerr, a.first)
 	}
 	if got := a.ok.Load(); got != want {
-		b.Fatalf("acked %d records, want %d", got, want)
+		return fmt.Errorf("acked %d records, want %d", got, want)
 	}
+	return nil
 }
 
-// TimeSends is the measured section of a produce benchmark: b.N calls of
-// send, then flush; every record must have been acknowledged.
-func TimeSends(b *testing.B, acks *Acks, send func(), flush func() error) {
-	b.Helper()
+// Wait waits until n records are delivered (acknowledged or failed) or ctx
+// is done, polling every poll.
+func (a *Acks) Wait(ctx context.Context, n int64, poll time.Duration) error {
+	for a.Done() < n {
+		if ctx.Err() != nil {
+			return fmt.Errorf("%d of %d records delivered: %w", a.Done(), n, ctx.Err())
+		}
+		time.Sleep(poll)
+	}
+	return nil
+}
+
+// TimeSends is the measured section of a produce case: s.N calls of send,
+// then flush; every record must have been acknowledged.
+func TimeSends(s *Setup, acks *Acks, send func(), flush func() error) (Result, error) {
 	runtime.GC()
-	b.ResetTimer()
 	var m Measure
 	m.Begin()
-	for i := 0; i < b.N; i++ {
+	for i := 0; i < s.N; i++ {
 		send()
 	}
 	if err := flush(); err != nil {
-		b.Fatal(err)
+		return Result{}, err
 	}
-	m.End(b, b.N)
-	b.StopTimer()
-	acks.Check(b, int64(b.N))
+	r := m.End(s.N, len(s.Value))
+	return r, acks.Check(int64(s.N))
 }
 
-// PortableConsume is the portable consumer's side of a consume benchmark:
-// b.N records written to a fresh topic before the timer, read by the only
-// member of a new group on backend from the earliest offset with Run (or
-// RunBatch), measured from the delivery of the first record to that of the
-// last, so that the group join and the start decisions are left out.
-func PortableConsume(b *testing.B, backend driver.Backend, tc *testcluster.Cluster, batch bool) {
-	topic := FillTopic(b, tc, b.N)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	c, err := consumer.New(ctx, backend, tc.Group(b), []string{topic}, &consumer.Options{Initial: discovery.Earliest})
+// PortableProduce is the polykafka side of a produce case: a producer on
+// backend with the portable defaults but s.Linger, loaded with the topic's
+// metadata by one synchronous send before the measured section, then s.N
+// SendAsync calls and a Flush.
+func PortableProduce(ctx context.Context, backend driver.Backend, s *Setup) (Result, error) {
+	p, err := producer.New(ctx, backend, &producer.Options{Linger: s.Linger})
 	if err != nil {
-		b.Fatal(err)
+		return Result{}, err
 	}
-	defer func() {
-		if err := c.Close(); err != nil {
-			b.Error(err)
-		}
-	}()
+	defer p.Close()
+	if err := p.Send(ctx, &polykafka.Record{Topic: s.Topic, Value: s.Value}); err != nil {
+		return Result{}, err
+	}
+	var acks Acks
+	cb := func(_ *polykafka.Record, err error) { acks.Add(err) }
+	return TimeSends(s, &acks, func() {
+		p.SendAsync(ctx, &polykafka.Record{Topic: s.Topic, Value: s.Value}, cb)
+	}, func() error { return p.Flush(ctx) })
+}
+
+// PortableConsume is the polykafka side of a consume case: s.N records
+// read by the only member of group s.Group on backend from the earliest
+// offset with Run (RunBatch for Variant "batch"), measured from the
+// delivery of the first record to that of the last, so that the group
+// join and the start decisions are left out.
+func PortableConsume(ctx context.Context, backend driver.Backend, s *Setup) (Result, error) {
+	c, err := consumer.New(ctx, backend, s.Group, []string{s.Topic}, &consumer.Options{Initial: discovery.Earliest})
+	if err != nil {
+		return Result{}, err
+	}
+	defer c.Close()
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	runtime.GC()
-	b.ResetTimer()
 	var m Measure
+	var res Result
 	var sink int
 	count := 0
 	each := func(r *polykafka.Record) {
@@ -217,32 +262,42 @@ func PortableConsume(b *testing.B, backend driver.Backend, tc *testcluster.Clust
 			m.Begin()
 		}
 		sink += len(r.Value)
-		if count == b.N {
-			m.End(b, b.N)
+		if count == s.N {
+			res = m.End(s.N, len(s.Value))
 			stop()
 		}
 	}
-	if batch {
+	if s.Variant == "batch" {
 		err = c.RunBatch(runCtx, func(_ context.Context, rs []polykafka.Record) error {
 			for i := range rs {
-				each(&rs[i])
+				if count < s.N {
+					each(&rs[i])
+				}
 			}
 			return nil
 		})
 	} else {
 		err = c.Run(runCtx, func(_ context.Context, r polykafka.Record) error {
-			each(&r)
+			if count < s.N {
+				each(&r)
+			}
 			return nil
 		})
 	}
-	b.StopTimer()
 	if err != nil {
-		b.Fatal(err)
+		return Result{}, err
 	}
 	if ctx.Err() != nil {
-		b.Fatalf("timed out after %d of %d records", count, b.N)
+		return Result{}, fmt.Errorf("consumed %d of %d records: %w", count, s.N, ctx.Err())
 	}
-	if count != b.N || sink != b.N*ValueSize {
-		b.Fatalf("consumed %d records (%d bytes), want %d", count, sink, b.N)
+	return res, CheckConsumed(s, count, sink)
+}
+
+// CheckConsumed returns an error unless count records of sink value bytes
+// in total are what s asked for.
+func CheckConsumed(s *Setup, count, sink int) error {
+	if count != s.N || sink != s.N*len(s.Value) {
+		return fmt.Errorf("consumed %d records (%d bytes), want %d (%d bytes)", count, sink, s.N, s.N*len(s.Value))
 	}
+	return nil
 }

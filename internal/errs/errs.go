@@ -19,10 +19,13 @@ func Wrap(op string, err error, classify func(error) polykafka.ErrorCode) error 
 	if err == nil {
 		return nil
 	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+	var pe *polykafka.Error
+	if errors.Is(err, context.Canceled) || (errors.Is(err, context.DeadlineExceeded) && !errors.As(err, &pe)) {
+		// A context error is returned as it is; a classified error that
+		// also says its deadline expired still gets the operation the
+		// user called in front (it keeps matching DeadlineExceeded).
 		return err
 	}
-	var pe *polykafka.Error
 	if errors.As(err, &pe) {
 		if pe.Op == op {
 			return err

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,6 +24,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/polykafka/polykafka/internal/netcut"
 )
 
 // Cluster is a Kafka cluster for one test.
@@ -53,29 +56,81 @@ func New(tb testing.TB) *Cluster {
 	return c
 }
 
+// NewKIP848Heartbeat returns an in-process cluster whose KIP-848
+// heartbeat interval (group.consumer.heartbeat.interval.ms) is hb instead
+// of the tests' 250ms, for benchmarks that measure what it costs. It is
+// for kfake only: callers skip it when External reports true.
+func NewKIP848Heartbeat(tb testing.TB, hb time.Duration) *Cluster {
+	tb.Helper()
+	c, err := startOn(nil, strconv.FormatInt(hb.Milliseconds(), 10))
+	if err != nil {
+		tb.Fatalf("testcluster: %v", err)
+	}
+	tb.Cleanup(c.Close)
+	return c
+}
+
 // Start returns a cluster for a program (the examples): kfake unless
 // KAFKA_BROKERS is set. The caller closes it.
 func Start() (*Cluster, error) {
-	c := &Cluster{}
+	var brokers []string
 	if env := os.Getenv("KAFKA_BROKERS"); env != "" {
-		c.brokers = strings.Split(env, ",")
+		brokers = strings.Split(env, ",")
+	}
+	return StartOn(brokers)
+}
+
+// StartOn is Start on the cluster at brokers, or on a new in-process kfake
+// cluster when brokers is empty. The caller closes it.
+func StartOn(brokers []string) (*Cluster, error) { return startOn(brokers, "250") }
+
+// NewCuttable returns an in-process cluster (whatever KAFKA_BROKERS says:
+// a real cluster advertises addresses a test cannot cut) whose connections
+// the returned switch cuts and restores, closed when tb ends.
+func NewCuttable(tb testing.TB) (*Cluster, *netcut.Switch) {
+	tb.Helper()
+	sw := netcut.NewSwitch()
+	c, err := startOn(nil, "250", kfake.ListenFn(sw.Listen))
+	if err != nil {
+		tb.Fatalf("testcluster: %v", err)
+	}
+	tb.Cleanup(c.Close)
+	return c, sw
+}
+
+// startOn connects to brokers, or, if brokers is empty, starts kfake with
+// opts and the given KIP-848 heartbeat interval in milliseconds.
+func startOn(brokers []string, kip848Heartbeat string, opts ...kfake.Opt) (*Cluster, error) {
+	return startWith(brokers, kip848Heartbeat, nil, opts...)
+}
+
+// startWith is startOn whose own clients have clientOpts too (TLS, SASL).
+func startWith(brokers []string, kip848Heartbeat string, clientOpts []kgo.Opt, opts ...kfake.Opt) (*Cluster, error) {
+	c := &Cluster{}
+	if len(brokers) > 0 {
+		c.brokers = brokers
 	} else {
-		fake, err := kfake.NewCluster(kfake.NumBrokers(3))
+		fake, err := kfake.NewCluster(append([]kfake.Opt{kfake.NumBrokers(3),
+			// KIP-848 members learn of assignment changes from their
+			// heartbeats, whose interval the broker sets (5s by
+			// default, as in Kafka): shortened for tests, as the
+			// adapters shorten the classic protocol's client-side one.
+			kfake.BrokerConfigs(map[string]string{"group.consumer.heartbeat.interval.ms": kip848Heartbeat})}, opts...)...)
 		if err != nil {
 			return nil, fmt.Errorf("start kfake: %w", err)
 		}
 		c.fake = fake
 		c.brokers = fake.ListenAddrs()
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.brokers...), kgo.MetadataMinAge(100*time.Millisecond))
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(c.brokers...), kgo.MetadataMinAge(100 * time.Millisecond)}, clientOpts...)...)
 	if err != nil {
 		c.Close()
 		return nil, err
 	}
 	c.cl = cl
 	c.adm = kadm.NewClient(cl)
-	c.manual, err = kgo.NewClient(kgo.SeedBrokers(c.brokers...), kgo.RecordPartitioner(kgo.ManualPartitioner()),
-		kgo.ProducerLinger(0), kgo.MetadataMinAge(100*time.Millisecond))
+	c.manual, err = kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(c.brokers...), kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.ProducerLinger(0), kgo.MetadataMinAge(100 * time.Millisecond)}, clientOpts...)...)
 	if err != nil {
 		c.Close()
 		return nil, err
@@ -133,6 +188,32 @@ func Name(tb testing.TB, kind string) string {
 	return fmt.Sprintf("pk-%s-%s-%d-%d", kind, n, time.Now().UnixNano()%1e9, seq.Add(1))
 }
 
+// KIP848 reports whether the cluster serves KIP-848's consumer group
+// protocol (ConsumerGroupHeartbeat v1, as Kafka 4.0 ships it), and if not,
+// why. kfake does; a real cluster does from Kafka 4.0 with "consumer" in
+// group.coordinator.rebalance.protocols.
+func (c *Cluster) KIP848(tb testing.TB) (bool, string) {
+	tb.Helper()
+	ctx, cancel := ctxFor(tb)
+	defer cancel()
+	resp, err := kmsg.NewPtrApiVersionsRequest().RequestWith(ctx, c.cl)
+	if err != nil {
+		return false, fmt.Sprintf("ApiVersions: %v", err)
+	}
+	if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
+		return false, fmt.Sprintf("ApiVersions: %v", err)
+	}
+	for _, k := range resp.ApiKeys {
+		if k.ApiKey == kmsg.ConsumerGroupHeartbeat.Int16() {
+			if k.MaxVersion >= 1 {
+				return true, ""
+			}
+			return false, fmt.Sprintf("the brokers serve ConsumerGroupHeartbeat up to v%d only; KIP-848 needs v1 (Kafka 4.0+)", k.MaxVersion)
+		}
+	}
+	return false, "the brokers do not serve ConsumerGroupHeartbeat (KIP-848): use Kafka 4.0+ with \"consumer\" in group.coordinator.rebalance.protocols"
+}
+
 // Group returns a unique group id for tb.
 func (c *Cluster) Group(tb testing.TB) string { return Name(tb, "g") }
 
@@ -162,7 +243,7 @@ func (c *Cluster) Topic(tb testing.TB, partitions int32) string {
 func (c *Cluster) CreateTopic(ctx context.Context, name string, partitions int32) error {
 	rf := int16(1)
 	if c.fake != nil {
-		rf = 3
+		rf = int16(min(3, len(c.fake.ListenAddrs())))
 	}
 	resp, err := c.adm.CreateTopic(ctx, partitions, rf, nil, name)
 	if err == nil {
@@ -311,6 +392,45 @@ func (c *Cluster) Committed(tb testing.TB, group, topic string) map[int32]kadm.O
 		}
 	}
 	return out
+}
+
+// CommittedStable is Committed read the way a read-committed consumer
+// reads its start positions (KIP-447): the fetch asks for stable offsets,
+// and while a transaction's offset commit is pending (the broker answers
+// UNSTABLE_OFFSET_COMMIT until the transaction's markers are written,
+// which a real broker does after it answers EndTxn) it asks again, up to
+// the test's bound.
+func (c *Cluster) CommittedStable(tb testing.TB, group, topic string) map[int32]kadm.OffsetResponse {
+	tb.Helper()
+	ctx, cancel := ctxFor(tb)
+	defer cancel()
+	for {
+		resps, err := c.adm.FetchOffsets(kadm.RequireStable(ctx), group)
+		if errors.Is(err, kerr.GroupIDNotFound) {
+			return map[int32]kadm.OffsetResponse{}
+		}
+		if err == nil {
+			err = resps.Error()
+		}
+		if errors.Is(err, kerr.UnstableOffsetCommit) {
+			select {
+			case <-ctx.Done():
+				tb.Fatalf("testcluster: offsets of %s still unstable: %v", group, ctx.Err())
+			case <-time.After(50 * time.Millisecond):
+			}
+			continue
+		}
+		if err != nil {
+			tb.Fatalf("testcluster: fetch stable offsets of %s: %v", group, err)
+		}
+		out := make(map[int32]kadm.OffsetResponse)
+		for p, r := range resps[topic] {
+			if r.At >= 0 {
+				out[p] = r
+			}
+		}
+		return out
+	}
 }
 
 // EndOffsets returns the high watermark of every partition of topic.

@@ -3,6 +3,7 @@
 // with the broker:
 //
 //	taskset -c 1 go run ./internal/cmd/kfakebroker -brokers 3 &
+//	taskset -c 0 go run ./internal/cmd/pkbench -brokers 127.0.0.1:9092,127.0.0.1:9093,127.0.0.1:9094
 //	KAFKA_BROKERS=127.0.0.1:9092,127.0.0.1:9093,127.0.0.1:9094 taskset -c 0 \
 //		go test -run '^$' -bench 'Produce|Consume' -benchtime 1000000x ./adapters/franz/
 //

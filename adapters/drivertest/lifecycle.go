@@ -1,0 +1,222 @@
+package drivertest
+
+// Opening and closing: an unresponsive broker, Close from inside a
+// handler or after one overran, bad callbacks, errors wrapped once.
+
+import (
+	"context"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/polykafka/polykafka"
+	"github.com/polykafka/polykafka/adapters/driver"
+	"github.com/polykafka/polykafka/consumer"
+	"github.com/polykafka/polykafka/discovery"
+	"github.com/polykafka/polykafka/producer"
+)
+
+// silentListener accepts connections and never answers.
+func silentListener(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		_ = ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			_ = c.Close()
+		}
+	})
+	return ln.Addr().String()
+}
+
+func testSilentBroker(t *testing.T, e *env) {
+	b := e.h.NewBackend(t, []string{silentListener(t)})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	start := time.Now()
+	c, err := consumer.New(ctx, b, "g", []string{"t"}, e.consumerOpts(nil))
+	if c != nil {
+		_ = c.Close()
+	}
+	took := time.Since(start)
+	requireCode(t, e, err, polykafka.Unavailable, "consumer.New against a broker that never answers")
+	assert.ErrorIs(t, err, context.DeadlineExceeded, "%s: the error still says the deadline expired", e.rule)
+	assert.Less(t, took, 3*time.Second, "%s: consumer.New returns by its context's deadline (2s)", e.rule)
+}
+
+func testCloseInsideHandler(t *testing.T, e *env) {
+	topic, group := e.cluster.Topic(t, 1), e.cluster.Group(t)
+	e.produce(topic, "v", 3, 0)
+	c := e.newConsumer(group, []string{topic}, &consumer.Options{Initial: discovery.Earliest, CloseTimeout: 20 * time.Second})
+	type result struct {
+		err  error
+		took time.Duration
+	}
+	res := make(chan result, 1)
+	e.run(c, func(ctx context.Context, _ polykafka.Record) error {
+		// A context derived from the handler's, as a handler passes on.
+		dctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		start := time.Now()
+		err := c.CloseContext(dctx)
+		select {
+		case res <- result{err, time.Since(start)}:
+		default:
+		}
+		return nil
+	})
+	select {
+	case r := <-res:
+		requireCode(t, e, r.err, polykafka.InvalidArgument, "CloseContext with a handler's context", "handler")
+		assert.Less(t, r.took, time.Second, "%s: Close inside a handler fails at once instead of waiting CloseTimeout", e.rule)
+	case <-time.After(wait):
+		t.Fatalf("%s: the handler's Close did not return", e.rule)
+	}
+	assert.NoError(t, c.Close(), "%s: Close from outside still works afterwards", e.rule)
+}
+
+func testPauseUnassigned(t *testing.T, e *env) {
+	topic := e.cluster.Topic(t, 1)
+	c := e.newConsumer(e.cluster.Group(t), []string{topic}, nil)
+	_, err := c.AwaitAssignment(e.ctx(wait))
+	require.NoError(t, err, "%s: AwaitAssignment", e.rule)
+	err = c.Pause(e.ctx(wait), polykafka.TopicPartition{Topic: topic, Partition: 7})
+	if polykafka.Code(err) == polykafka.Unimplemented {
+		return
+	}
+	requireCode(t, e, err, polykafka.InvalidArgument, "Pause of a partition not assigned", topic+"/7")
+	requireCode(t, e, c.Resume(e.ctx(wait), polykafka.TopicPartition{Topic: "no-such-topic", Partition: 0}),
+		polykafka.InvalidArgument, "Resume of a partition not assigned")
+	require.NoError(t, c.Close())
+	_, err = c.AwaitAssignment(e.ctx(wait))
+	requireCode(t, e, err, polykafka.Closed, "AwaitAssignment after Close")
+}
+
+func testNilCallback(t *testing.T, e *env) {
+	topic := e.cluster.Topic(t, 1)
+	p := e.newProducer(nil)
+	ctx := e.ctx(wait)
+	assert.NotPanics(t, func() { p.SendAsync(ctx, nil, nil) }, "%s: SendAsync of a nil record with a nil callback", e.rule)
+	assert.NotPanics(t, func() { p.SendAsync(ctx, &polykafka.Record{}, nil) }, "%s: SendAsync of an invalid record with a nil callback", e.rule)
+	p.SendAsync(ctx, &polykafka.Record{Topic: topic, Value: []byte("v")}, nil)
+	require.NoError(t, p.Flush(ctx))
+	assert.Equal(t, int64(1), e.cluster.EndOffsets(t, topic)[0], "%s: a record sent with a nil callback is written", e.rule)
+}
+
+func testErrorsWrapOnce(t *testing.T, e *env) {
+	b := e.h.NewBackend(t, nil) // no brokers: an invalid connection
+	_, err := consumer.New(e.ctx(wait), b, "g", []string{"t"}, e.consumerOpts(nil))
+	requireCode(t, e, err, polykafka.InvalidArgument, "consumer.New with no brokers", "Brokers")
+	assert.Equal(t, 1, strings.Count(err.Error(), "("), "%s: the error is wrapped once: %q", e.rule, err)
+	_, err = producer.New(e.ctx(wait), b, &producer.Options{Logger: e.logger})
+	requireCode(t, e, err, polykafka.InvalidArgument, "producer.New with no brokers", "Brokers")
+	assert.Equal(t, 1, strings.Count(err.Error(), "("), "%s: the error is wrapped once: %q", e.rule, err)
+
+	topic := e.cluster.Topic(t, 1)
+	p := e.newProducer(&producer.Options{RecordPartition: true})
+	err = p.Send(e.ctx(wait), &polykafka.Record{Topic: topic, Partition: 5, Value: []byte("v")})
+	require.Error(t, err)
+	assert.True(t, strings.HasPrefix(err.Error(), "producer: Send"), "%s: Send's errors name Send: %q", e.rule, err)
+}
+
+// leaveWatch wraps a backend to record the highest offset its consumers
+// committed on partition 0 before the driver's Close (leaving the group)
+// began. A backend that revokes on leave commits again from its revoke;
+// that commit does not count here.
+type leaveWatch struct {
+	driver.Backend
+	leaving     atomic.Bool
+	beforeLeave atomic.Int64
+}
+
+func (w *leaveWatch) OpenConsumer(ctx context.Context, cfg driver.ConsumerConfig) (driver.Consumer, error) {
+	d, err := w.Backend.OpenConsumer(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &watchedConsumer{Consumer: d, w: w}, nil
+}
+
+type watchedConsumer struct {
+	driver.Consumer
+	w *leaveWatch
+}
+
+func (c *watchedConsumer) Commit(ctx context.Context, offsets map[polykafka.TopicPartition]polykafka.CommittedOffset) error {
+	before := !c.w.leaving.Load()
+	err := c.Consumer.Commit(ctx, offsets)
+	if err == nil && before {
+		for tp, o := range offsets {
+			if tp.Partition == 0 && o.Offset > c.w.beforeLeave.Load() {
+				c.w.beforeLeave.Store(o.Offset)
+			}
+		}
+	}
+	return err
+}
+
+func (c *watchedConsumer) Close(ctx context.Context) error {
+	c.w.leaving.Store(true)
+	return c.Consumer.Close(ctx)
+}
+
+func testCloseAfterHandlerOverrun(t *testing.T, e *env) {
+	topic, group := e.cluster.Topic(t, 1), e.cluster.Group(t)
+	e.produce(topic, "v", 6, 0)
+	// CommitManual: nothing commits the processed records but Close.
+	w := &leaveWatch{Backend: e.backend}
+	c, err := consumer.New(e.ctx(wait), w, group, []string{topic},
+		e.consumerOpts(&consumer.Options{Initial: discovery.Earliest, Commit: consumer.CommitManual, CloseTimeout: time.Second}))
+	require.NoError(t, err, "consumer.New")
+	t.Cleanup(func() { _ = c.Close() })
+	stuck := make(chan struct{})
+	released := make(chan struct{})
+	done := e.run(c, func(_ context.Context, r polykafka.Record) error {
+		if r.Offset == 5 {
+			// Overruns CloseTimeout, and ignores its context.
+			close(stuck)
+			select {
+			case <-time.After(3 * time.Second):
+			case <-released:
+			}
+		}
+		return nil
+	})
+	t.Cleanup(func() { close(released) })
+	select {
+	case <-stuck:
+	case <-time.After(wait):
+		t.Fatalf("%s: the handler never reached the last record", e.rule)
+	}
+	start := time.Now()
+	err = c.Close()
+	took := time.Since(start)
+	require.Error(t, err, "%s: Close while the handler overruns CloseTimeout", e.rule)
+	assert.Contains(t, err.Error(), "handler did not return", "%s: Close says the handler did not return", e.rule)
+	assert.Less(t, took, 3*time.Second, "%s: Close gives up on the handler after CloseTimeout (1s)", e.rule)
+	assert.Equal(t, int64(5), w.beforeLeave.Load(), "%s: Close commits the records processed before the overrunning one before it leaves the group (not only through a revoke the leave may cause)", e.rule)
+	committed := e.positions(t, group, topic)
+	assert.Equal(t, int64(5), committed[0].Offset, "%s: the records processed before the overrunning one are committed when Close returns", e.rule)
+	e.returned(done, "Run after Close")
+}

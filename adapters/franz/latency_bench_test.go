@@ -1,0 +1,22 @@
+package franz_test
+
+import (
+	"testing"
+
+	"github.com/polykafka/polykafka"
+	"github.com/polykafka/polykafka/adapters/driver"
+	"github.com/polykafka/polykafka/adapters/franz"
+	"github.com/polykafka/polykafka/internal/benchkit"
+	"github.com/polykafka/polykafka/internal/testcluster"
+)
+
+// BenchmarkNewPartitionLatency measures the time from partition creation
+// to its first record under the classic protocol and under KIP-848 (see
+// benchkit.NewPartitionLatency). Run it with few iterations:
+//
+//	go test -run '^$' -bench NewPartitionLatency -benchtime 5x ./adapters/franz/
+func BenchmarkNewPartitionLatency(b *testing.B) {
+	benchkit.NewPartitionLatency(b, testcluster.New(b), func(brokers []string) driver.Backend {
+		return franz.New(polykafka.Connection{Brokers: brokers})
+	}, true)
+}

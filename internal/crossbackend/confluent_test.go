@@ -1,0 +1,20 @@
+//go:build cgo
+
+package crossbackend
+
+import (
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+
+	"github.com/polykafka/polykafka"
+	"github.com/polykafka/polykafka/adapters/confluent"
+	"github.com/polykafka/polykafka/adapters/driver"
+)
+
+func init() {
+	backends = append(backends, backend{"confluent", func(brokers []string) driver.Backend {
+		return confluent.New(polykafka.Connection{Brokers: brokers}, kafka.ConfigMap{
+			"heartbeat.interval.ms": 250,
+			"session.timeout.ms":    6000,
+		})
+	}})
+}
