@@ -77,7 +77,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"net"
 	"strings"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -87,6 +86,7 @@ import (
 
 	"github.com/polykafka/polykafka"
 	"github.com/polykafka/polykafka/adapters/driver"
+	"github.com/polykafka/polykafka/internal/errs"
 )
 
 // Backend opens franz-go consumers and producers. It implements
@@ -151,7 +151,6 @@ var _ driver.Backend = (*Backend)(nil)
 // errorCode is the classification shared by the consumer and the producer.
 func errorCode(err error) polykafka.ErrorCode {
 	var ke *kerr.Error
-	var ne net.Error
 	switch {
 	case err == nil:
 		return polykafka.OK
@@ -161,7 +160,7 @@ func errorCode(err error) polykafka.ErrorCode {
 		return polykafka.Closed
 	case errors.Is(err, errInvalidPartition):
 		return polykafka.InvalidArgument
-	case errors.As(err, &ne), errors.Is(err, net.ErrClosed),
+	case errs.Transport(err),
 		errors.Is(err, kgo.ErrRecordTimeout), errors.Is(err, kgo.ErrRecordRetries):
 		// ErrRecordTimeout: not acknowledged within the delivery timeout;
 		// ErrRecordRetries: a native RecordRetries limit was reached.

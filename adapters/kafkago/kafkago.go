@@ -148,6 +148,7 @@ import (
 
 	"github.com/polykafka/polykafka"
 	"github.com/polykafka/polykafka/adapters/driver"
+	"github.com/polykafka/polykafka/internal/errs"
 )
 
 // Options are kafka-go's native settings. A nil *Options means all
@@ -304,7 +305,6 @@ var errInvalidPartition = errors.New("kafkago: the record's partition does not e
 func errorCode(err error) polykafka.ErrorCode {
 	var ke kafka.Error
 	var pe *polykafka.Error
-	var ne net.Error
 	var tooLarge kafka.MessageTooLargeError
 	switch {
 	case err == nil:
@@ -317,7 +317,7 @@ func errorCode(err error) polykafka.ErrorCode {
 		return polykafka.Closed
 	case errors.Is(err, errInvalidPartition), errors.As(err, &tooLarge):
 		return polykafka.InvalidArgument
-	case errors.As(err, &ne), errors.Is(err, net.ErrClosed), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+	case errs.Transport(err):
 		return polykafka.Unavailable
 	}
 	return polykafka.Unknown

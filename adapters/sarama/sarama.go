@@ -158,17 +158,15 @@ package polysarama
 import (
 	"context"
 	"errors"
-	"io"
-	"net"
 	"runtime"
 	"sync"
-	"syscall"
 
 	"github.com/IBM/sarama"
 	"github.com/eapache/go-resiliency/breaker"
 
 	"github.com/polykafka/polykafka"
 	"github.com/polykafka/polykafka/adapters/driver"
+	"github.com/polykafka/polykafka/internal/errs"
 )
 
 // DefaultVersion is the Kafka protocol version the backend assumes when
@@ -287,7 +285,6 @@ var errUnimplemented = errors.New("sarama: not supported by sarama")
 func errorCode(err error) polykafka.ErrorCode {
 	var ke sarama.KError
 	var ce sarama.ConfigurationError
-	var ne net.Error
 	switch {
 	case err == nil:
 		return polykafka.OK
@@ -306,9 +303,7 @@ func errorCode(err error) polykafka.ErrorCode {
 		return polykafka.InvalidArgument
 	case errors.Is(err, sarama.ErrOutOfBrokers), errors.Is(err, sarama.ErrNotConnected),
 		errors.Is(err, sarama.ErrIncompleteResponse), errors.Is(err, sarama.ErrControllerNotAvailable),
-		errors.As(err, &ne), errors.Is(err, net.ErrClosed), errors.Is(err, io.EOF),
-		errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET),
-		errors.Is(err, breaker.ErrBreakerOpen):
+		errs.Transport(err), errors.Is(err, breaker.ErrBreakerOpen):
 		// breaker.ErrBreakerOpen: sarama's producer stops looking up a
 		// partition's leader for 10s after 3 failed lookups (an outage)
 		// and fails records at once meanwhile.

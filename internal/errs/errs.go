@@ -5,7 +5,10 @@ package errs
 import (
 	"context"
 	"errors"
+	"io"
+	"net"
 	"strings"
+	"syscall"
 
 	"github.com/polykafka/polykafka"
 )
@@ -79,3 +82,15 @@ type joined struct{ errs []error }
 
 func (j *joined) Error() string   { return j.errs[len(j.errs)-1].Error() }
 func (j *joined) Unwrap() []error { return j.errs }
+
+// Transport reports whether err is the network failing underneath a
+// client: a net.Error, a closed or reset connection, a connection cut
+// mid-response (io.EOF, io.ErrUnexpectedEOF) or refused. Every adapter and
+// store classifies these as Unavailable; this is the one list of them.
+func Transport(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, net.ErrClosed) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.EPIPE)
+}

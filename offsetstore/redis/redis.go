@@ -4,16 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/polykafka/polykafka"
+	"github.com/polykafka/polykafka/internal/errs"
 	"github.com/polykafka/polykafka/offsetstore"
 )
 
@@ -260,7 +258,6 @@ var (
 
 // code classifies an error of go-redis.
 func code(err error) polykafka.ErrorCode {
-	var netErr net.Error
 	var rerr redis.Error
 	switch {
 	case errors.Is(err, redis.ErrClosed):
@@ -281,10 +278,8 @@ func code(err error) polykafka.ErrorCode {
 			return polykafka.InvalidArgument
 		}
 		return polykafka.Unknown
-	case errors.As(err, &netErr),
-		errors.Is(err, redis.ErrPoolTimeout), errors.Is(err, redis.ErrPoolExhausted),
-		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
-		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
+	case errs.Transport(err),
+		errors.Is(err, redis.ErrPoolTimeout), errors.Is(err, redis.ErrPoolExhausted):
 		return polykafka.Unavailable
 	}
 	return polykafka.Unknown
