@@ -14,6 +14,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/polykafka/polykafka"
 	"github.com/polykafka/polykafka/adapters/driver"
@@ -219,4 +220,106 @@ func testCloseAfterHandlerOverrun(t *testing.T, e *env) {
 	committed := e.positions(t, group, topic)
 	assert.Equal(t, int64(5), committed[0].Offset, "%s: the records processed before the overrunning one are committed when Close returns", e.rule)
 	e.returned(done, "Run after Close")
+}
+
+// revokeHold, once armed, blocks a member in OnPartitionsRevoking until
+// released, so that it does not rejoin: the other members' JoinGroups then
+// wait for it.
+type revokeHold struct {
+	armed            atomic.Bool
+	entered, release chan struct{}
+	once             sync.Once
+}
+
+func newRevokeHold() *revokeHold {
+	return &revokeHold{entered: make(chan struct{}), release: make(chan struct{})}
+}
+
+func (h *revokeHold) OnPartitionsRevoking(ctx context.Context, _ []polykafka.TopicPartition) {
+	if !h.armed.Load() {
+		return
+	}
+	h.once.Do(func() { close(h.entered) })
+	select {
+	case <-h.release:
+	case <-ctx.Done():
+	}
+}
+
+// revokedSignal closes its channel the first time partitions are revoked.
+type revokedSignal struct {
+	armed atomic.Bool
+	ch    chan struct{}
+	once  sync.Once
+}
+
+func (r *revokedSignal) OnPartitionsRevoked(context.Context, []polykafka.TopicPartition) {
+	if r.armed.Load() {
+		r.once.Do(func() { close(r.ch) })
+	}
+}
+
+// testCloseDuringJoin: a member closed while its JoinGroup waits for the
+// rest of the group (here a member slow to give its partitions back)
+// returns promptly and leaves the group: it neither waits for the join to
+// complete nor stays in the group once closed. The kafka-go soak found
+// why it matters: members whose Close waited for a join that a busy group
+// kept from completing gave up, joined in the background, and held
+// partitions nobody read. The member closed here has been in a generation
+// (it has a member id to leave with); the rebalance is caused by growth,
+// so that every JoinGroup of the group after it is that member's (on the
+// embedded cluster the case waits for it to arrive).
+func testCloseDuringJoin(t *testing.T, e *env) {
+	if e.h.GroupProtocol == consumer.GroupProtocolConsumer {
+		t.Skip("classic protocol only: under KIP-848 a member joins by heartbeat and never waits for the others")
+	}
+	topic, group := e.cluster.Topic(t, 2), e.cluster.Group(t)
+	hold := newRevokeHold()
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			close(hold.release)
+		}
+	}
+	t.Cleanup(release)
+	nothing := func(context.Context, polykafka.Record) error { return nil }
+	a := e.newConsumer(group, []string{topic}, &consumer.Options{Hooks: []any{hold}})
+	e.run(a, nothing)
+	bRevoked := &revokedSignal{ch: make(chan struct{})}
+	b := e.newConsumer(group, []string{topic}, &consumer.Options{Hooks: []any{bRevoked}})
+	e.run(b, nothing)
+	e.eventually(wait, func() bool { return len(a.Assignment()) == 1 && len(b.Assignment()) == 1 },
+		"%s: two members did not get one partition each", e.rule)
+
+	var joins atomic.Int32
+	if f := e.cluster.Fake(); f != nil {
+		f.ControlKey(int16(kmsg.JoinGroup), func(req kmsg.Request) (kmsg.Response, error, bool) {
+			f.KeepControl()
+			if req.(*kmsg.JoinGroupRequest).Group == group {
+				joins.Add(1)
+			}
+			return nil, nil, false
+		})
+	}
+	hold.armed.Store(true)
+	bRevoked.armed.Store(true)
+	e.cluster.AddPartitions(t, topic, 4)
+	for _, ch := range []chan struct{}{hold.entered, bRevoked.ch} {
+		select {
+		case <-ch:
+		case <-time.After(wait):
+			t.Fatalf("%s: the members were not asked to give their partitions back within %v of the topic growing", e.rule, wait)
+		}
+	}
+	if e.cluster.Fake() != nil {
+		// The first member holds its revocation, so this JoinGroup is the
+		// second member's.
+		e.eventually(wait, func() bool { return joins.Load() > 0 }, "%s: the second member did not rejoin", e.rule)
+	}
+	_ = e.timedClose("Close of a member whose JoinGroup waits for the group", b.Close)
+	release()
+	e.assigned(wait, topic, 4, a)
+	e.eventually(wait, func() bool { return e.members(group) == 1 },
+		"%s: the closed member is still in the group (%d members)", e.rule, e.members(group))
 }

@@ -17,9 +17,15 @@ import (
 
 type consumer struct {
 	cluster
+	b     *Backend
 	h     driver.GroupHandler
 	group string
 	bal   *balancer // classic protocol only
+	// joins: whether a JoinGroup or SyncGroup is in flight (leave.go).
+	joins *joinWatch
+	// stop cancels the client's base context (kgo.WithContext): it ends a
+	// join or sync in flight when Close cannot wait for it.
+	stop context.CancelFunc
 	// stable: Committed asks for stable offsets (ReadCommitted, KIP-447).
 	stable bool
 	// kip848: the member runs KIP-848's consumer protocol
@@ -55,6 +61,8 @@ func (b *Backend) OpenConsumer(ctx context.Context, cfg driver.ConsumerConfig) (
 		return nil, err
 	}
 	c := &consumer{
+		b:       b,
+		joins:   newJoinWatch(),
 		h:       cfg.Handler,
 		group:   cfg.Group,
 		stable:  cfg.ReadCommitted,
@@ -77,7 +85,9 @@ func (b *Backend) OpenConsumer(ctx context.Context, cfg driver.ConsumerConfig) (
 	if cfg.ReadCommitted {
 		isolation = kgo.ReadCommitted()
 	}
-	opts := make([]kgo.Opt, 0, len(base)+12)
+	var cctx context.Context
+	cctx, c.stop = context.WithCancel(context.Background())
+	opts := make([]kgo.Opt, 0, len(base)+14)
 	opts = append(opts, kgo.WithLogger(slogLogger{cfg.Logger}))
 	opts = append(opts, base...)
 	opts = append(opts,
@@ -95,12 +105,15 @@ func (b *Backend) OpenConsumer(ctx context.Context, cfg driver.ConsumerConfig) (
 		// OutOfRange policy. Every assigned partition starts at the
 		// portable layer's offset, so this is only reached mid-stream.
 		kgo.ConsumeResetOffset(kgo.NoResetOffset()),
+		kgo.WithHooks(c.joins),
+		kgo.WithContext(cctx),
 	)
 	if c.kip848 {
 		opts = append(opts, kgo.ServerSideBalancer())
 	}
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
+		c.stop()
 		return nil, polykafka.NewError(polykafka.InvalidArgument, op, "", err)
 	}
 	// Set before anything waits: kgo joins the group in the background
@@ -112,6 +125,7 @@ func (b *Backend) OpenConsumer(ctx context.Context, cfg driver.ConsumerConfig) (
 	if c.kip848 {
 		if err := requireKIP848(ctx, cl); err != nil {
 			cl.Close()
+			c.stop()
 			return nil, err
 		}
 	}
@@ -515,7 +529,9 @@ func byTopic(tps []polykafka.TopicPartition) map[string][]int32 {
 }
 
 // Close implements driver.Consumer: leaving the group revokes every owned
-// partition (the handler commits them), then the client is closed.
+// partition (the handler commits them), then the client is closed. Under
+// the classic protocol a JoinGroup or SyncGroup in flight is not waited
+// for: the client is ended and the member leaves by itself (leave.go).
 //
 // Under KIP-848 kgo generates the member id before it joins, so it sends a
 // leave even for a member the coordinator has not admitted yet (member
@@ -523,6 +539,7 @@ func byTopic(tps []polykafka.TopicPartition) map[string][]int32 {
 // a leave matters only if a join is in flight, when the cluster answers
 // within a round trip, so it is bounded by unadmittedLeave.
 func (c *consumer) Close(ctx context.Context) error {
+	defer c.stop()
 	leaveCtx := ctx
 	if c.kip848 {
 		if _, epoch := c.cl.GroupMetadata(); epoch <= 0 {
@@ -531,8 +548,13 @@ func (c *consumer) Close(ctx context.Context) error {
 			defer cancel()
 		}
 	}
-	err := c.cl.LeaveGroupContext(leaveCtx)
-	c.cl.Close()
+	var err error
+	if c.kip848 {
+		err = c.cl.LeaveGroupContext(leaveCtx)
+		c.cl.Close()
+	} else {
+		err = c.leaveClassic(ctx)
+	}
 	if errors.Is(err, kgo.ErrClientClosed) || leaveCtx != ctx && ctx.Err() == nil && leaveCtx.Err() != nil {
 		err = nil // closed already, or the bounded leave of a member never admitted
 	}

@@ -20,8 +20,10 @@
 //     Revoked / Lost, AdjustFetchOffsetsFn and NoResetOffset, so that every
 //     partition starts where the portable layer decided and an
 //     out-of-range fetch is reported rather than reset; FetchIsolationLevel
-//     from consumer.Options.ReadCommitted. These are applied after yours
-//     and cannot be overridden.
+//     from consumer.Options.ReadCommitted; a broker hook and WithContext,
+//     so that Close can end a JoinGroup or SyncGroup in flight, which kgo
+//     otherwise waits for (leave.go). These are applied after yours and
+//     cannot be overridden: a kgo.WithContext of yours is replaced.
 //   - producers: acks, idempotence, transactional id, compression, linger
 //     and batch size from producer.Options, and a partitioner that honours
 //     per-record partitions and otherwise uses kgo's

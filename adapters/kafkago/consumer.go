@@ -29,6 +29,7 @@ type consumer struct {
 	fetchTr *kafka.Transport
 	cg      *kafka.ConsumerGroup
 	bal     *balancer
+	conns   groupConns // the group's coordinator connections (lost.go)
 	rb      kafka.ReadBatchConfig
 	// readBackoff is the fetch loops' wait after an error.
 	readBackoff backoff.Schedule
@@ -51,6 +52,7 @@ type consumer struct {
 	mu       sync.Mutex
 	closed   bool
 	gen      *kafka.Generation
+	member   string // the member id of the last generation
 	parts    map[polykafka.TopicPartition]*partState
 	paused   map[polykafka.TopicPartition]bool
 	groupErr error
@@ -96,7 +98,7 @@ func (b *Backend) OpenConsumer(ctx context.Context, cfg driver.ConsumerConfig) (
 	if gc.Dialer == nil {
 		gc.Dialer = c.dialer
 	}
-	gc.Dialer = watchingDialer(gc.Dialer, func(code int16) {
+	gc.Dialer = watchingDialer(gc.Dialer, &c.conns, func(code int16) {
 		if lostCode(code) {
 			c.hbLost.Store(true)
 		}
@@ -208,6 +210,7 @@ func (c *consumer) generation(gctx context.Context, gen *kafka.Generation) {
 		return
 	}
 	c.gen = gen
+	c.member = gen.MemberID
 	c.mu.Unlock()
 	defer func() {
 		c.mu.Lock()
@@ -383,6 +386,9 @@ func (c *consumer) Close(ctx context.Context) error {
 	go func() {
 		defer close(done)
 		_ = c.cg.Close()
+		if c.conns.cutJoin() {
+			c.leave(ctx)
+		}
 		c.stopRun()
 		<-c.runDone
 		c.cancel()
@@ -392,12 +398,39 @@ func (c *consumer) Close(ctx context.Context) error {
 			c.tr.CloseIdleConnections()
 		}
 	}()
+	// A JoinGroup or SyncGroup in flight would hold cg.Close until the
+	// group completes its rebalance: cut it (lost.go groupConns).
+	c.conns.abort()
 	select {
 	case <-done:
 		return nil
 	case <-ctx.Done():
 		c.cancel() // ends Revoked's context and the fetch loops
 		return ctx.Err()
+	}
+}
+
+// leave sends LeaveGroup for the member id of the last generation, after
+// Close cut a JoinGroup or SyncGroup of it: kafka.ConsumerGroup, whose join
+// failed, forgets the id and leaves nothing. A member that never completed
+// a join has no id to leave with; the coordinator drops it when its
+// session times out.
+func (c *consumer) leave(ctx context.Context) {
+	c.mu.Lock()
+	member := c.member
+	c.mu.Unlock()
+	if member == "" {
+		return
+	}
+	resp, err := c.client.LeaveGroup(ctx, &kafka.LeaveGroupRequest{
+		GroupID: c.cfg.Group,
+		Members: []kafka.LeaveGroupRequestMember{{ID: member}},
+	})
+	if err == nil && resp.Error != nil {
+		err = resp.Error
+	}
+	if err != nil {
+		c.log.Debug("kafkago: leaving the group after cutting its join failed", "group", c.cfg.Group, "member", member, "err", err)
 	}
 }
 

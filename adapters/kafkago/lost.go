@@ -22,7 +22,10 @@ import (
 	"github.com/segmentio/kafka-go"
 )
 
-const apiHeartbeat = 12
+const (
+	apiHeartbeat = 12
+	apiSyncGroup = 14
+)
 
 // Heartbeat error codes that mean the member no longer belongs to its
 // generation.
@@ -34,10 +37,81 @@ func lostCode(code int16) bool {
 	return false
 }
 
+// groupConns is the set of a group's open coordinator connections, so that
+// Close can abort a JoinGroup or SyncGroup in flight. kafka.ConsumerGroup
+// waits for those however long the group takes to rebalance (up to its
+// RebalanceTimeout plus Timeout) and gives Close no way to stop them: a
+// member closed during a rebalance that another member holds up would
+// wait, its Close give up, and the member, still joining in the
+// background, be assigned partitions it never reads.
+type groupConns struct {
+	mu      sync.Mutex
+	conns   map[*watchedConn]struct{}
+	closing bool
+	aborted bool // a join or sync was cut by abort
+}
+
+// abort cuts every JoinGroup and SyncGroup in flight, and any sent later,
+// by closing their connections; other requests (LeaveGroup, commits) pass.
+// After it, cutJoin reports whether one was cut: the member may then still
+// be in the group, and must leave by itself.
+func (g *groupConns) abort() {
+	g.mu.Lock()
+	g.closing = true
+	conns := make([]*watchedConn, 0, len(g.conns))
+	for c := range g.conns {
+		conns = append(conns, c)
+	}
+	g.mu.Unlock()
+	for _, c := range conns {
+		c.mu.Lock()
+		waiting := len(c.waits) > 0
+		c.mu.Unlock()
+		if waiting {
+			g.cut(c)
+		}
+	}
+}
+
+func (g *groupConns) cut(c *watchedConn) {
+	g.mu.Lock()
+	g.aborted = true
+	g.mu.Unlock()
+	_ = c.Conn.Close()
+}
+
+// cutJoin reports whether abort cut a JoinGroup or SyncGroup.
+func (g *groupConns) cutJoin() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.aborted
+}
+
+func (g *groupConns) add(c *watchedConn) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.conns == nil {
+		g.conns = make(map[*watchedConn]struct{})
+	}
+	g.conns[c] = struct{}{}
+}
+
+func (g *groupConns) remove(c *watchedConn) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	delete(g.conns, c)
+}
+
+func (g *groupConns) isClosing() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.closing
+}
+
 // watchingDialer returns a copy of d whose connections report heartbeat
-// error codes to note. It does d's TLS itself, so that it sees the plain
-// protocol.
-func watchingDialer(d *kafka.Dialer, note func(code int16)) *kafka.Dialer {
+// error codes to note and belong to group. It does d's TLS itself, so that
+// it sees the plain protocol.
+func watchingDialer(d *kafka.Dialer, group *groupConns, note func(code int16)) *kafka.Dialer {
 	w := *d
 	base := d.DialFunc
 	tlsCfg := d.TLS
@@ -72,9 +146,10 @@ func watchingDialer(d *kafka.Dialer, note func(code int16)) *kafka.Dialer {
 			}
 			conn = tc
 		}
-		wc := &watchedConn{Conn: conn, note: note, pending: make(map[int32]int16)}
+		wc := &watchedConn{Conn: conn, note: note, group: group, pending: make(map[int32]int16), waits: make(map[int32]bool)}
 		wc.out = frameScanner{capture: 8, frame: wc.request}
 		wc.in = frameScanner{capture: 10, frame: wc.response}
+		group.add(wc)
 		return wc, nil
 	}
 	return &w
@@ -84,10 +159,12 @@ func watchingDialer(d *kafka.Dialer, note func(code int16)) *kafka.Dialer {
 // read as they pass.
 type watchedConn struct {
 	net.Conn
-	note func(int16)
+	note  func(int16)
+	group *groupConns
 
 	mu      sync.Mutex
 	pending map[int32]int16 // correlation id -> heartbeat version
+	waits   map[int32]bool  // correlation ids of JoinGroup and SyncGroup in flight
 	out, in frameScanner
 
 	wmu  sync.Mutex // serializes Write: relabel's state follows the stream
@@ -122,13 +199,27 @@ func (c *watchedConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// Close implements net.Conn.
+func (c *watchedConn) Close() error {
+	c.group.remove(c)
+	return c.Conn.Close()
+}
+
 // request sees the start of a request: api key, version, correlation id.
+// A JoinGroup or SyncGroup sent once the group is closing is cut at once.
 func (c *watchedConn) request(b []byte) {
 	if len(b) < 8 {
 		return
 	}
-	if key := int16(binary.BigEndian.Uint16(b)); key == apiHeartbeat {
-		c.pending[int32(binary.BigEndian.Uint32(b[4:]))] = int16(binary.BigEndian.Uint16(b[2:]))
+	corr := int32(binary.BigEndian.Uint32(b[4:]))
+	switch key := int16(binary.BigEndian.Uint16(b)); key {
+	case apiHeartbeat:
+		c.pending[corr] = int16(binary.BigEndian.Uint16(b[2:]))
+	case apiJoinGroup, apiSyncGroup:
+		c.waits[corr] = true
+		if c.group.isClosing() {
+			go c.group.cut(c) // c.mu is held
+		}
 	}
 }
 
@@ -138,6 +229,7 @@ func (c *watchedConn) response(b []byte) {
 		return
 	}
 	corr := int32(binary.BigEndian.Uint32(b))
+	delete(c.waits, corr)
 	v, ok := c.pending[corr]
 	if !ok {
 		return

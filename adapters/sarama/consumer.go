@@ -13,10 +13,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -46,6 +45,11 @@ type consumer struct {
 	backoff     time.Duration // wait before re-entering Consume after an error
 	retries     int           // sarama's Metadata.Retry.Max, for starting a partition
 	unlog       func()
+	// conns are the group client's connections, which Close cuts when it
+	// finds the member joining (leave.go); inConsume: run is inside
+	// Consume.
+	conns     *groupConns
+	inConsume atomic.Bool
 
 	life       context.Context // ends when Close gives up
 	lifeCancel context.CancelFunc
@@ -141,6 +145,8 @@ func (b *Backend) OpenConsumer(ctx context.Context, cfg driver.ConsumerConfig) (
 	c.instanceID = sc.Consumer.Group.InstanceId
 
 	c.unlog = registerLogger(cfg.Logger)
+	fc := *sc // the fetch client dials as configured
+	c.conns = dialThrough(sc)
 	cl, err := b.newClient(ctx, op, sc)
 	if err != nil {
 		c.unlog()
@@ -152,7 +158,6 @@ func (b *Backend) OpenConsumer(ctx context.Context, cfg driver.ConsumerConfig) (
 	// fetch waiting up to Consumer.MaxWaitTime for records holds up the
 	// coordinator's requests on the same broker: the commits of Revoked,
 	// LeaveGroup at Close, heartbeats.
-	fc := *sc
 	fcl, err := b.newClient(ctx, op, &fc)
 	if err != nil {
 		_ = cl.Close()
@@ -203,7 +208,9 @@ func (c *consumer) run() {
 		c.mu.Lock()
 		c.sessCancel = cancel
 		c.mu.Unlock()
+		c.inConsume.Store(true)
 		err := c.cg.Consume(ctx, c.cfg.Topics, h)
+		c.inConsume.Store(false)
 		cancel()
 		if c.runCtx.Err() != nil || errors.Is(err, sarama.ErrClosedConsumerGroup) {
 			return
@@ -766,15 +773,24 @@ func (c *consumer) Close(ctx context.Context) error {
 	c.closed = true
 	c.mu.Unlock()
 	c.signal() // a Fetch waiting returns errClosed
-	dbg := time.AfterFunc(300*time.Millisecond, func() {
-		buf := make([]byte, 1<<21)
-		n := runtime.Stack(buf, true)
-		os.WriteFile(fmt.Sprintf("/tmp/closefast-%d.txt", time.Now().UnixNano()), buf[:n], 0o644)
-	})
-	defer dbg.Stop()
 	stop := context.AfterFunc(ctx, c.lifeCancel)
 	defer stop()
 	c.runCancel()
+	c.mu.Lock()
+	joining := c.sess == nil && c.inConsume.Load()
+	c.mu.Unlock()
+	if joining {
+		// Consume is joining or syncing: sarama would wait for the group
+		// to finish rebalancing (leave.go).
+		c.conns.cut()
+		// Let sarama's brokers see the cut before ConsumerGroup.Close
+		// leaves: a broker whose connection was cut between requests
+		// would otherwise send the LeaveGroup on it and fail. Close waits
+		// for a request in flight, which the cut has just failed.
+		for _, b := range c.client.Brokers() {
+			_ = b.Close()
+		}
+	}
 
 	var err error
 	select {

@@ -52,6 +52,11 @@
 //   - Consumer.Group.Rebalance.GroupStrategies = the eager "range" strategy
 //     wrapped (see "Group protocol"), Consumer.Group.Rebalance.Strategy = nil.
 //   - Consumer.IsolationLevel from consumer.Options.
+//   - Net.Proxy.Enable = true with a Net.Proxy.Dialer of the adapter's, on
+//     the group's client only, over yours if you set one (else a
+//     net.Dialer with your Net settings): Close cuts its connections when
+//     it finds the member joining, which sarama would otherwise wait for
+//     (leave.go).
 //
 // Readers (consumer.NewReader, consumption without a group) are a sarama
 // client and a sarama.Consumer with no ConsumerGroup: each partition the
