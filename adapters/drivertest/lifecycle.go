@@ -259,6 +259,31 @@ func (r *revokedSignal) OnPartitionsRevoked(context.Context, []polykafka.TopicPa
 	}
 }
 
+// firstAssigned records the first partitions assigned once armed.
+type firstAssigned struct {
+	armed atomic.Bool
+	mu    sync.Mutex
+	tps   []polykafka.TopicPartition
+	got   bool
+}
+
+func (f *firstAssigned) OnPartitionsAssigned(_ context.Context, tps []polykafka.TopicPartition) {
+	if !f.armed.Load() {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.got {
+		f.got, f.tps = true, append([]polykafka.TopicPartition(nil), tps...)
+	}
+}
+
+func (f *firstAssigned) first() ([]polykafka.TopicPartition, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.tps, f.got
+}
+
 // testCloseDuringJoin: a member closed while its JoinGroup waits for the
 // rest of the group (here a member slow to give its partitions back)
 // returns promptly and leaves the group: it neither waits for the join to
@@ -284,7 +309,8 @@ func testCloseDuringJoin(t *testing.T, e *env) {
 	}
 	t.Cleanup(release)
 	nothing := func(context.Context, polykafka.Record) error { return nil }
-	a := e.newConsumer(group, []string{topic}, &consumer.Options{Hooks: []any{hold}})
+	after := &firstAssigned{}
+	a := e.newConsumer(group, []string{topic}, &consumer.Options{Hooks: []any{hold, after}})
 	e.run(a, nothing)
 	bRevoked := &revokedSignal{ch: make(chan struct{})}
 	b := e.newConsumer(group, []string{topic}, &consumer.Options{Hooks: []any{bRevoked}})
@@ -318,8 +344,15 @@ func testCloseDuringJoin(t *testing.T, e *env) {
 		e.eventually(wait, func() bool { return joins.Load() > 0 }, "%s: the second member did not rejoin", e.rule)
 	}
 	_ = e.timedClose("Close of a member whose JoinGroup waits for the group", b.Close)
+	after.armed.Store(true)
 	release()
-	e.assigned(wait, topic, 4, a)
+	// The closed member left: the generation the first member joins next
+	// is its alone, with every partition. A member that stayed would get
+	// half of them until its session expired.
+	e.eventually(wait, func() bool { _, ok := after.first(); return ok },
+		"%s: the remaining member was assigned nothing after the closed one left", e.rule)
+	tps, _ := after.first()
+	assert.Len(t, tps, 4, "%s: the first assignment after the close is the remaining member's alone (the closed member left the group): %v", e.rule, tps)
 	e.eventually(wait, func() bool { return e.members(group) == 1 },
 		"%s: the closed member is still in the group (%d members)", e.rule, e.members(group))
 }
