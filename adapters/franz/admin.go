@@ -22,24 +22,14 @@ var (
 	_ driver.Admin         = (*admin)(nil)
 )
 
-// OpenAdmin implements driver.Administrator. The client gets the
-// connection's options and the native options that are neither producer,
-// consumer nor group options.
+// OpenAdmin implements driver.Administrator. The client gets plainOpts.
 func (b *Backend) OpenAdmin(_ context.Context, cfg driver.AdminConfig) (driver.Admin, error) {
 	const op = "franz: OpenAdmin"
-	base, err := b.clientOpts(false)
+	plain, err := b.plainOpts()
 	if err != nil {
 		return nil, err
 	}
-	opts := []kgo.Opt{kgo.WithLogger(slogLogger{cfg.Logger})}
-	for _, o := range base {
-		_, isConsumer := o.(kgo.ConsumerOpt)
-		_, isGroup := o.(kgo.GroupOpt)
-		if !isConsumer && !isGroup {
-			opts = append(opts, o)
-		}
-	}
-	cl, err := kgo.NewClient(opts...)
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.WithLogger(slogLogger{cfg.Logger})}, plain...)...)
 	if err != nil {
 		return nil, polykafka.NewError(polykafka.InvalidArgument, op, "", err)
 	}

@@ -145,6 +145,26 @@ func (b *Backend) clientOpts(producer bool) ([]kgo.Opt, error) {
 	return opts, nil
 }
 
+// plainOpts returns the options of a client that neither produces nor
+// consumes (the admin's, the one-off LeaveGroup of leave.go): the
+// connection's, and the native options that are neither producer,
+// consumer nor group options.
+func (b *Backend) plainOpts() ([]kgo.Opt, error) {
+	base, err := b.clientOpts(false)
+	if err != nil {
+		return nil, err
+	}
+	opts := make([]kgo.Opt, 0, len(base))
+	for _, o := range base {
+		_, isConsumer := o.(kgo.ConsumerOpt)
+		_, isGroup := o.(kgo.GroupOpt)
+		if !isConsumer && !isGroup {
+			opts = append(opts, o)
+		}
+	}
+	return opts, nil
+}
+
 // Name implements driver.Backend.
 func (*Backend) Name() string { return "franz" }
 

@@ -93,17 +93,9 @@ func (c *consumer) leaveClassic(ctx context.Context) error {
 // leaveAs sends LeaveGroup for member from a client of its own (the
 // consumer's is closed), with the connection's options only.
 func (c *consumer) leaveAs(ctx context.Context, member string) error {
-	base, err := c.b.clientOpts(false)
+	opts, err := c.b.plainOpts()
 	if err != nil {
 		return err
-	}
-	var opts []kgo.Opt
-	for _, o := range base {
-		_, isConsumer := o.(kgo.ConsumerOpt)
-		_, isGroup := o.(kgo.GroupOpt)
-		if !isConsumer && !isGroup {
-			opts = append(opts, o)
-		}
 	}
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
