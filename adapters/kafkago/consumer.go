@@ -48,11 +48,14 @@ type consumer struct {
 	chunks    chan chunk    // fetch loops -> Fetch
 	wake      chan struct{} // capacity 1: a group error is pending
 	fetchWG   sync.WaitGroup
+	ghostWG   sync.WaitGroup // forgotten's leaves
+	// joinBackoff is the group's JoinGroupBackoff (kafka-go's default 5s).
+	joinBackoff time.Duration
 
 	mu       sync.Mutex
 	closed   bool
 	gen      *kafka.Generation
-	member   string // the member id of the last generation
+	member   string // the member id kafka-go last sent (JoinGroup, SyncGroup), until it forgets it
 	parts    map[polykafka.TopicPartition]*partState
 	paused   map[polykafka.TopicPartition]bool
 	groupErr error
@@ -102,12 +105,20 @@ func (b *Backend) OpenConsumer(ctx context.Context, cfg driver.ConsumerConfig) (
 		if lostCode(code) {
 			c.hbLost.Store(true)
 		}
+	}, func(id string) {
+		c.mu.Lock()
+		c.member = id
+		c.mu.Unlock()
 	})
 	if gc.Logger == nil {
 		gc.Logger = info
 	}
 	if gc.ErrorLogger == nil {
 		gc.ErrorLogger = errs
+	}
+	c.joinBackoff = gc.JoinGroupBackoff
+	if c.joinBackoff <= 0 {
+		c.joinBackoff = 5 * time.Second // kafka-go's defaultJoinGroupBackoff
 	}
 	cg, err := kafka.NewConsumerGroup(gc)
 	if err != nil {
@@ -168,12 +179,55 @@ func (c *consumer) run() {
 			if errors.Is(err, kafka.ErrGroupClosed) {
 				return
 			}
+			if !errors.Is(err, kafka.RebalanceInProgress) {
+				c.forgotten()
+			}
 			c.log.Debug("kafkago: joining the group failed", "group", c.cfg.Group, "err", err)
 			c.reportGroupErr(err)
 			continue
 		}
 		c.serve(gen)
 	}
+}
+
+// forgotten follows kafka.ConsumerGroup after a failed generation that was
+// not refused with REBALANCE_IN_PROGRESS: it sends LeaveGroup for its
+// member id and joins again with none (consumergroup.go run). When that
+// leave fails too, as during an outage, the coordinator keeps the old id
+// as a member that never rejoins, and the group's next rebalance waits for
+// it until the coordinator expels it (the rebalance or session timeout,
+// 30 s by default). The adapter finishes that leave once the cluster
+// answers, retrying after the group's own JoinGroupBackoff, until the
+// coordinator removed the id or no longer knows it, or Close.
+func (c *consumer) forgotten() {
+	c.mu.Lock()
+	if c.closed { // Close leaves with the id (leave)
+		c.mu.Unlock()
+		return
+	}
+	ghost := c.member
+	c.member = ""
+	c.mu.Unlock()
+	if ghost == "" {
+		return
+	}
+	c.ghostWG.Add(1)
+	go func() {
+		defer c.ghostWG.Done()
+		for {
+			err := c.leaveAs(c.ctx, ghost)
+			if err == nil || errors.Is(err, kafka.UnknownMemberId) || c.ctx.Err() != nil {
+				return
+			}
+			t := time.NewTimer(c.joinBackoff)
+			select {
+			case <-t.C:
+			case <-c.ctx.Done():
+				t.Stop()
+				return
+			}
+		}
+	}()
 }
 
 // reportGroupErr hands err to the next Fetch.
@@ -393,6 +447,7 @@ func (c *consumer) Close(ctx context.Context) error {
 		<-c.runDone
 		c.cancel()
 		c.fetchWG.Wait()
+		c.ghostWG.Wait()
 		c.fetchTr.CloseIdleConnections()
 		if c.b.opts.Transport == nil {
 			c.tr.CloseIdleConnections()
@@ -422,16 +477,31 @@ func (c *consumer) leave(ctx context.Context) {
 	if member == "" {
 		return
 	}
+	if err := c.leaveAs(ctx, member); err != nil {
+		c.log.Debug("kafkago: leaving the group after cutting its join failed", "group", c.cfg.Group, "member", member, "err", err)
+	}
+}
+
+// leaveAs sends LeaveGroup for member.
+func (c *consumer) leaveAs(ctx context.Context, member string) error {
+	ctx, cancel := c.b.opCtx(ctx)
+	defer cancel()
 	resp, err := c.client.LeaveGroup(ctx, &kafka.LeaveGroupRequest{
 		GroupID: c.cfg.Group,
 		Members: []kafka.LeaveGroupRequestMember{{ID: member}},
 	})
-	if err == nil && resp.Error != nil {
-		err = resp.Error
-	}
 	if err != nil {
-		c.log.Debug("kafkago: leaving the group after cutting its join failed", "group", c.cfg.Group, "member", member, "err", err)
+		return err
 	}
+	if resp.Error != nil {
+		return resp.Error
+	}
+	for _, m := range resp.Members {
+		if m.Error != nil {
+			return m.Error
+		}
+	}
+	return nil
 }
 
 // As implements driver.Consumer: *kafka.ConsumerGroup, *kafka.Generation

@@ -111,7 +111,7 @@ func (g *groupConns) isClosing() bool {
 // watchingDialer returns a copy of d whose connections report heartbeat
 // error codes to note and belong to group. It does d's TLS itself, so that
 // it sees the plain protocol.
-func watchingDialer(d *kafka.Dialer, group *groupConns, note func(code int16)) *kafka.Dialer {
+func watchingDialer(d *kafka.Dialer, group *groupConns, note func(code int16), member func(id string)) *kafka.Dialer {
 	w := *d
 	base := d.DialFunc
 	tlsCfg := d.TLS
@@ -149,6 +149,7 @@ func watchingDialer(d *kafka.Dialer, group *groupConns, note func(code int16)) *
 		wc := &watchedConn{Conn: conn, note: note, group: group, pending: make(map[int32]int16), waits: make(map[int32]bool)}
 		wc.out = frameScanner{capture: 8, frame: wc.request}
 		wc.in = frameScanner{capture: 10, frame: wc.response}
+		wc.join.member = member
 		group.add(wc)
 		return wc, nil
 	}

@@ -33,6 +33,9 @@ const apiJoinGroup = 11
 type joinRelabeler struct {
 	buf  []byte // written bytes not handed on yet
 	pass int    // bytes of the current non-JoinGroup frame still to hand on
+	// member, if set, is told the member id of every JoinGroup and
+	// SyncGroup request that carries one (lost.go: the id to leave with).
+	member func(id string)
 }
 
 // process takes the bytes of one Write and returns the bytes to write now:
@@ -58,14 +61,23 @@ func (r *joinRelabeler) process(p []byte) []byte {
 			r.pass = len(r.buf)
 			continue
 		}
-		if int16(binary.BigEndian.Uint16(r.buf[4:])) != apiJoinGroup {
+		key := int16(binary.BigEndian.Uint16(r.buf[4:]))
+		if key != apiJoinGroup && (key != apiSyncGroup || r.member == nil) {
 			r.pass = total
 			continue
 		}
 		if len(r.buf) < total {
 			break
 		}
-		relabelJoin(r.buf[4:total])
+		var id string
+		if key == apiJoinGroup {
+			id = relabelJoin(r.buf[4:total])
+		} else {
+			id = syncMember(r.buf[4:total])
+		}
+		if id != "" && r.member != nil {
+			r.member(id)
+		}
 		out = append(out, r.buf[:total]...)
 		r.buf = r.buf[total:]
 	}
@@ -77,15 +89,35 @@ func (r *joinRelabeler) process(p []byte) []byte {
 	return out
 }
 
+// syncMember returns the member id of the SyncGroup request req (header
+// and body, no size), or "" if it does not parse (kafka-go sends v0).
+func syncMember(req []byte) string {
+	rd := wireReader{b: req, ok: true}
+	rd.skip(2)                              // api key
+	if version := rd.int16(); version > 3 { // flexible versions
+		return ""
+	}
+	rd.skip(4)          // correlation id
+	rd.nullableString() // client id
+	rd.nullableString() // group id
+	rd.skip(4)          // generation id
+	id := rd.nullableString()
+	if !rd.ok {
+		return ""
+	}
+	return id
+}
+
 // relabelJoin relabels, in place, the version-1 subscriptions of the
 // JoinGroup request req (header and body, no size) that parse exactly as
-// version 0. Requests it does not understand are left alone.
-func relabelJoin(req []byte) {
+// version 0, and returns the request's member id. Requests it does not
+// understand are left alone.
+func relabelJoin(req []byte) (member string) {
 	rd := wireReader{b: req, ok: true}
 	rd.skip(2) // api key
 	version := rd.int16()
 	if version > 5 { // flexible versions: kafka-go sends v1 or v2
-		return
+		return ""
 	}
 	rd.skip(4)          // correlation id
 	rd.nullableString() // client id
@@ -94,14 +126,14 @@ func relabelJoin(req []byte) {
 	if version >= 1 {
 		rd.skip(4) // rebalance timeout
 	}
-	rd.nullableString() // member id
+	member = rd.nullableString()
 	if version >= 5 {
 		rd.nullableString() // group instance id
 	}
 	protocolType := rd.nullableString()
 	n := rd.int32()
 	if !rd.ok || protocolType != "consumer" {
-		return
+		return member
 	}
 	for i := int32(0); i < n && rd.ok; i++ {
 		rd.nullableString() // protocol name
@@ -109,13 +141,14 @@ func relabelJoin(req []byte) {
 		start := rd.off
 		rd.skip(int(size))
 		if !rd.ok || size < 2 {
-			return
+			return member
 		}
 		meta := req[start : start+int(size)]
 		if binary.BigEndian.Uint16(meta) == 1 && isSubscriptionV0(meta) {
 			binary.BigEndian.PutUint16(meta, 0)
 		}
 	}
+	return member
 }
 
 // isSubscriptionV0 reports whether meta is exactly a version-0
