@@ -664,7 +664,17 @@ func (p *producer) deliver(pd *pending, err error) {
 	if !pd.fired.CompareAndSwap(false, true) {
 		return
 	}
-	p.finish(pd, err)
+	p.finish(pd, err, true)
+}
+
+// deliverHeld is deliver for a record sarama may still hold (Close gave
+// up on it): its slot is left as it is, for sarama to read (no slot is
+// reused after Close).
+func (p *producer) deliverHeld(pd *pending, err error) {
+	if !pd.fired.CompareAndSwap(false, true) {
+		return
+	}
+	p.finish(pd, err, false)
 }
 
 // deliverOK calls Delivered once for pd, as a success that m reports.
@@ -673,12 +683,19 @@ func (p *producer) deliverOK(pd *pending, m *sarama.ProducerMessage) {
 		return
 	}
 	pd.r.Partition, pd.r.Offset, pd.r.Timestamp = m.Partition, m.Offset, m.Timestamp
-	p.finish(pd, nil)
+	p.finish(pd, nil, true)
 }
 
-func (p *producer) finish(pd *pending, err error) {
+// finish calls Delivered for pd. With scrub (sarama is done with the
+// record, or never had it), the slot keeps nothing of the caller's: it may
+// wait on the free list for long, and the value may be large, the context
+// carry values.
+func (p *producer) finish(pd *pending, err error, scrub bool) {
 	r, done := pd.r, pd.done
 	pd.r, pd.done = nil, nil
+	if scrub {
+		pd.ctx, pd.key, pd.value, pd.msg.Headers = nil, nil, nil, nil
+	}
 	p.delivered(r, err, done)
 	p.release(pd.c)
 }
@@ -775,7 +792,7 @@ func (p *producer) Close(ctx context.Context) error {
 		}
 		p.cmu.Unlock()
 		for _, pd := range left {
-			p.deliver(pd, fmt.Errorf("%w before sarama delivered the record", errClosed))
+			p.deliverHeld(pd, fmt.Errorf("%w before sarama delivered the record", errClosed))
 		}
 	}
 	// A record delivered by another goroutine (sarama's readers when Close
