@@ -525,7 +525,10 @@ func (p *producer) Produce(ctx context.Context, r *polykafka.Record, done func(*
 	f.mu.Unlock()
 	p.mu.RUnlock()
 	if kick {
-		f.kick <- struct{}{}
+		select {
+		case f.kick <- struct{}{}:
+		default: // a kick is pending already
+		}
 	}
 }
 
