@@ -274,6 +274,9 @@ func (p *producer) drain() {
 // out; the record failed because of the authentication failure, whose
 // error (code PermissionDenied) comes first, followed by the timeout.
 func (p *producer) timedOut(err error) error {
+	if err == nil { // every delivered record: errors.As's target would escape
+		return nil
+	}
 	var ke kafka.Error
 	if !errors.As(err, &ke) || ke.Code() != kafka.ErrMsgTimedOut {
 		return err
