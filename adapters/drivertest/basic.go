@@ -406,24 +406,51 @@ func testMissingTopic(t *testing.T, e *env) {
 // protocol (0 if the group does not exist).
 func (e *env) members(group string) int {
 	e.t.Helper()
+	n, err := e.membersIn(e.cluster, group)
+	require.NoError(e.t, err, "describing group %s", group)
+	return n
+}
+
+// stableWith reports whether group on cl is stable (classic protocol) with
+// n members; a describe that fails counts as not.
+func (e *env) stableWith(cl *testcluster.Cluster, group string, n int) bool {
+	if e.h.GroupProtocol == consumer.GroupProtocolConsumer {
+		m, err := e.membersIn(cl, group)
+		return err == nil && m == n
+	}
+	gs, err := cl.Admin().DescribeGroups(e.ctx(basicWait), group)
+	if err != nil {
+		return false
+	}
+	g, ok := gs[group]
+	return ok && g.Err == nil && g.State == "Stable" && len(g.Members) == n
+}
+
+// membersIn is members on cl (a cluster other than the env's, such as a
+// cuttable one), with the describe's error (-1 members then).
+func (e *env) membersIn(cl *testcluster.Cluster, group string) (int, error) {
 	ctx := e.ctx(basicWait)
-	adm := e.cluster.Admin()
+	adm := cl.Admin()
 	if e.h.GroupProtocol == consumer.GroupProtocolConsumer {
 		gs, err := adm.DescribeConsumerGroups(ctx, group)
-		require.NoError(e.t, err, "DescribeConsumerGroups")
+		if err != nil {
+			return -1, err
+		}
 		g, ok := gs[group]
 		if !ok || g.Err != nil {
-			return 0
+			return 0, nil
 		}
-		return len(g.Members)
+		return len(g.Members), nil
 	}
 	gs, err := adm.DescribeGroups(ctx, group)
-	require.NoError(e.t, err, "DescribeGroups")
+	if err != nil {
+		return -1, err
+	}
 	g, ok := gs[group]
 	if !ok || g.Err != nil {
-		return 0
+		return 0, nil
 	}
-	return len(g.Members)
+	return len(g.Members), nil
 }
 
 func testUseAfterClose(t *testing.T, e *env) {
