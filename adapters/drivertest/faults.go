@@ -3,7 +3,6 @@ package drivertest
 import (
 	"context"
 	"errors"
-	"net"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -21,15 +20,6 @@ import (
 	"github.com/polykafka/polykafka/offsetstore"
 	"github.com/polykafka/polykafka/producer"
 )
-
-// deadAddress returns a loopback address nothing listens on.
-func deadAddress(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := ln.Addr().String()
-	require.NoError(t, ln.Close())
-	return addr
-}
 
 func testBrokerUnavailable(t *testing.T, e *env) {
 	b := e.h.NewBackend(t, []string{deadAddress(t)})

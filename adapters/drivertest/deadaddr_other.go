@@ -1,0 +1,20 @@
+//go:build !unix
+
+package drivertest
+
+import (
+	"net"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// deadAddress returns a loopback address nothing listens on (a port just
+// freed; on unix systems it stays reserved for the test instead).
+func deadAddress(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	return addr
+}
