@@ -125,6 +125,10 @@ type member struct {
 	c       *consumer.Consumer
 	cancel  context.CancelFunc
 	done    chan error
+	// cl and group: where the member is, to describe the group when a
+	// wait for it fails.
+	cl    *testcluster.Cluster
+	group string
 }
 
 func startMember(t *testing.T, cl *testcluster.Cluster, b backend, group, topic string, d *deliveries) *member {
@@ -139,7 +143,7 @@ func startMember(t *testing.T, cl *testcluster.Cluster, b backend, group, topic 
 	})
 	require.NoError(t, err, "%s: consumer.New", b.name)
 	rctx, rcancel := context.WithCancel(context.Background())
-	m := &member{backend: b.name, c: c, cancel: rcancel, done: make(chan error, 1)}
+	m := &member{backend: b.name, c: c, cancel: rcancel, done: make(chan error, 1), cl: cl, group: group}
 	go func() {
 		err := c.Run(rctx, d.handler)
 		if rctx.Err() == nil {
@@ -168,6 +172,31 @@ func (m *member) stop(t *testing.T) {
 	assert.NoError(t, m.c.Close(), "%s: Close", m.backend)
 }
 
+// describeGroup says what the coordinator holds of the members' group:
+// its state, and each member id with its client and host (a member id no
+// live member has is one a client abandoned).
+func describeGroup(ms []*member) string {
+	if len(ms) == 0 {
+		return "no members"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	gs, err := ms[0].cl.Admin().DescribeGroups(ctx, ms[0].group)
+	if err != nil {
+		return "describe failed: " + err.Error()
+	}
+	g, ok := gs[ms[0].group]
+	if !ok {
+		return "not described"
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "state %s, protocol %s, %d members:", g.State, g.Protocol, len(g.Members))
+	for _, m := range g.Members {
+		fmt.Fprintf(&b, " %s (%s, %s)", m.MemberID, m.ClientID, m.ClientHost)
+	}
+	return b.String()
+}
+
 // awaitOwned waits until the live members own every partition of topic
 // (n partitions), each exactly once.
 func awaitOwned(t *testing.T, topic string, n int32, ms ...*member) {
@@ -190,7 +219,7 @@ func awaitOwned(t *testing.T, topic string, n int32, ms ...*member) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("every partition of %s is assigned exactly once: after %v the owners are %v (want %d partitions)", topic, wait, seen, n)
+			t.Fatalf("every partition of %s is assigned exactly once: after %v the owners are %v (want %d partitions); the group: %s", topic, wait, seen, n, describeGroup(ms))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
