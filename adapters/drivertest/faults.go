@@ -17,12 +17,13 @@ import (
 	"github.com/polykafka/polykafka"
 	"github.com/polykafka/polykafka/consumer"
 	"github.com/polykafka/polykafka/discovery"
+	"github.com/polykafka/polykafka/internal/testcluster"
 	"github.com/polykafka/polykafka/offsetstore"
 	"github.com/polykafka/polykafka/producer"
 )
 
 func testBrokerUnavailable(t *testing.T, e *env) {
-	b := e.h.NewBackend(t, []string{deadAddress(t)})
+	b := e.h.NewBackend(t, []string{testcluster.DeadAddress(t)})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	start := time.Now()

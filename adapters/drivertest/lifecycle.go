@@ -5,7 +5,6 @@ package drivertest
 
 import (
 	"context"
-	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,39 +19,12 @@ import (
 	"github.com/polykafka/polykafka/adapters/driver"
 	"github.com/polykafka/polykafka/consumer"
 	"github.com/polykafka/polykafka/discovery"
+	"github.com/polykafka/polykafka/internal/testcluster"
 	"github.com/polykafka/polykafka/producer"
 )
 
-// silentListener accepts connections and never answers.
-func silentListener(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		_ = ln.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			_ = c.Close()
-		}
-	})
-	return ln.Addr().String()
-}
-
 func testSilentBroker(t *testing.T, e *env) {
-	b := e.h.NewBackend(t, []string{silentListener(t)})
+	b := e.h.NewBackend(t, []string{testcluster.SilentAddress(t)})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	start := time.Now()

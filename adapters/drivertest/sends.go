@@ -55,7 +55,7 @@ func testSendMissingTopicThenClose(t *testing.T, e *env) {
 // its deadline, and the record it gave up on does not hold Close for
 // CloseTimeout.
 func testUnreachableSendThenClose(t *testing.T, e *env) {
-	b := e.h.NewBackend(t, []string{deadAddress(t)})
+	b := e.h.NewBackend(t, []string{testcluster.DeadAddress(t)})
 	p, err := producer.New(e.ctx(basicWait), b, &producer.Options{Logger: e.logger})
 	require.NoError(t, err, "producer.New")
 	t.Cleanup(func() { _ = p.Close() })
@@ -158,7 +158,7 @@ func testCloseMembersOneByOne(t *testing.T, e *env) {
 // testErrorsOneLine: errors name the portable operation the user called,
 // first, on one line, on every backend.
 func testErrorsOneLine(t *testing.T, e *env) {
-	b := e.h.NewBackend(t, []string{deadAddress(t)})
+	b := e.h.NewBackend(t, []string{testcluster.DeadAddress(t)})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	c, err := consumer.New(ctx, b, "g", []string{"t"}, e.consumerOpts(nil))

@@ -2,8 +2,6 @@ package polysarama
 
 import (
 	"context"
-	"net"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -13,35 +11,8 @@ import (
 
 	"github.com/polykafka/polykafka"
 	"github.com/polykafka/polykafka/adapters/driver"
+	"github.com/polykafka/polykafka/internal/testcluster"
 )
-
-// silentBroker accepts connections and never answers.
-func silentBroker(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		_ = ln.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			_ = c.Close()
-		}
-	})
-	return ln.Addr().String()
-}
 
 // TestBlockedProduceHonoursContextAndClose: with sarama's pipeline stuck
 // (its metadata request to a broker that never answers) and the feeder's
@@ -50,7 +21,7 @@ func silentBroker(t *testing.T) string {
 // the stuck send are delivered by Close, each exactly once.
 func TestBlockedProduceHonoursContextAndClose(t *testing.T) {
 	t.Parallel()
-	b := New(polykafka.Connection{Brokers: []string{silentBroker(t)}}, nil)
+	b := New(polykafka.Connection{Brokers: []string{testcluster.SilentAddress(t)}}, nil)
 	d := &delivery{}
 	dp, err := b.OpenProducer(ctxT(t, 5*time.Second), driver.ProducerConfig{
 		Acks: -1, Idempotence: driver.IdempotenceOff, DeliveryTimeout: time.Minute, Delivered: d.fn, Logger: testLogger(t),

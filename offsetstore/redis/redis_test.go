@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/polykafka/polykafka"
+	"github.com/polykafka/polykafka/internal/testcluster"
 	"github.com/polykafka/polykafka/offsetstore"
 	redisstore "github.com/polykafka/polykafka/offsetstore/redis"
 	"github.com/polykafka/polykafka/offsetstore/storetest"
@@ -219,18 +220,8 @@ func TestInvalidArguments(t *testing.T) {
 	assert.Equal(t, polykafka.InvalidArgument, polykafka.Code(err), "Save of a negative offset")
 }
 
-// deadAddr returns a loopback address where nothing listens.
-func deadAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := l.Addr().String()
-	require.NoError(t, l.Close())
-	return addr
-}
-
 func TestUnreachableIsUnavailable(t *testing.T) {
-	c := redis.NewClient(&redis.Options{Addr: deadAddr(t), MaxRetries: -1, DialTimeout: time.Second})
+	c := redis.NewClient(&redis.Options{Addr: testcluster.DeadAddress(t), MaxRetries: -1, DialTimeout: time.Second})
 	defer c.Close()
 	s := newStore(t, c, nil)
 	err := s.Save(t.Context(), "g", map[polykafka.TopicPartition]offsetstore.Position{tp("t", 0): pos(1, 1)})
@@ -243,7 +234,7 @@ func TestUnreachableIsUnavailable(t *testing.T) {
 }
 
 func TestClosedClientIsClosed(t *testing.T) {
-	c := redis.NewClient(&redis.Options{Addr: deadAddr(t)})
+	c := redis.NewClient(&redis.Options{Addr: testcluster.DeadAddress(t)})
 	s := newStore(t, c, nil)
 	require.NoError(t, c.Close())
 	_, err := s.Load(t.Context(), "g", "t")

@@ -1,6 +1,6 @@
 //go:build !unix
 
-package drivertest
+package testcluster
 
 import (
 	"net"
@@ -9,9 +9,9 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// deadAddress returns a loopback address nothing listens on (a port just
+// DeadAddress returns a loopback address nothing listens on (a port just
 // freed; on unix systems it stays reserved for the test instead).
-func deadAddress(t *testing.T) string {
+func DeadAddress(t testing.TB) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	addr := ln.Addr().String()

@@ -1,6 +1,6 @@
 //go:build unix
 
-package drivertest
+package testcluster
 
 import (
 	"net"
@@ -11,11 +11,11 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// deadAddress returns a loopback address nothing listens on, and that
+// DeadAddress returns a loopback address nothing listens on, and that
 // nothing else can take while the test runs: a TCP socket bound to it but
 // never listening, so that connections to it are refused. (A port merely
 // freed can be taken at once by another test's broker, which then answers.)
-func deadAddress(t *testing.T) string {
+func DeadAddress(t testing.TB) string {
 	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
 	require.NoError(t, err, "socket")
 	t.Cleanup(func() { _ = syscall.Close(fd) })
