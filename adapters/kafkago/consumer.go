@@ -264,7 +264,6 @@ func (c *consumer) generation(gctx context.Context, gen *kafka.Generation) {
 		return
 	}
 	c.gen = gen
-	c.member = gen.MemberID
 	c.mu.Unlock()
 	defer func() {
 		c.mu.Lock()
