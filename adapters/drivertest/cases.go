@@ -100,6 +100,7 @@ func cases() []testCase {
 		{"UnreachableSendThenClose", "with no reachable broker, Close after a failed Send returns promptly, not after CloseTimeout: a record whose Send failed does not hold Close", testUnreachableSendThenClose},
 		{"SendToNewTopic", "a Send to a topic created just before succeeds: the producer looks a topic up before it says NotFound", testSendToNewTopic},
 		{"CloseDuringJoin", "a member closed while its JoinGroup waits for the rest of the group returns promptly and leaves the group", testCloseDuringJoin},
+		{"CloseDuringFirstJoin", "a member closed during its first JoinGroup, which waits for the rest of the group, leaves no member behind: the remaining member soon owns every partition alone", testCloseDuringFirstJoin},
 		{"CloseMembersOneByOne", "members of a busy group closed one after another each close promptly: Close does not wait for the group to go quiet", testCloseMembersOneByOne},
 		{"ErrorsNameTheOperationOnOneLine", "errors start with the portable operation the user called (consumer: New, producer: Send), and are one line", testErrorsOneLine},
 	}

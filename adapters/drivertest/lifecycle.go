@@ -5,6 +5,7 @@ package drivertest
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -345,4 +346,68 @@ func testCloseDuringJoin(t *testing.T, e *env) {
 	assert.Len(t, tps, 4, "%s: the first assignment after the close is the remaining member's alone (the closed member left the group): %v", e.rule, tps)
 	e.eventually(wait, func() bool { return e.members(group) == 1 },
 		"%s: the closed member is still in the group (%d members)", e.rule, e.members(group))
+}
+
+// testCloseDuringFirstJoin: a member closed during its very first
+// JoinGroup, while that join waits for a member slow to give its
+// partitions back, leaves nothing in the group. A client that joins with
+// JoinGroup v1 (kafka-go) gets a new member's id only in the answer: if
+// its join is cut, the coordinator keeps a member that no client knows,
+// assigns it partitions and waits for it in every rebalance until its
+// session expires (kfake never expires it). The crossbackend rolling
+// migration found it: a member stopped while it was still joining held
+// the group for minutes.
+func testCloseDuringFirstJoin(t *testing.T, e *env) {
+	if e.h.GroupProtocol == consumer.GroupProtocolConsumer {
+		t.Skip("classic protocol only: under KIP-848 a member joins by heartbeat and never waits for the others")
+	}
+	topic, group := e.cluster.Topic(t, 2), e.cluster.Group(t)
+	hold := newRevokeHold()
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			close(hold.release)
+		}
+	}
+	t.Cleanup(release)
+	nothing := func(context.Context, polykafka.Record) error { return nil }
+	a := e.newConsumer(group, []string{topic}, &consumer.Options{Hooks: []any{hold}})
+	e.run(a, nothing)
+	e.eventually(wait, func() bool { return len(a.Assignment()) == 2 }, "%s: the first member did not get both partitions", e.rule)
+	hold.armed.Store(true)
+	b := e.newConsumer(group, []string{topic}, &consumer.Options{})
+	e.run(b, nothing)
+	// b's JoinGroup began the rebalance, and it waits for a, which holds
+	// its revocation.
+	select {
+	case <-hold.entered:
+	case <-time.After(wait):
+		t.Fatalf("%s: the first member was not asked to give its partitions back within %v of the second one joining", e.rule, wait)
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- b.Close() }()
+	// A Close that cuts the join returns at once, before the release; one
+	// that lets the join finish returns after it. Either way the member
+	// must be gone once the rebalance it is part of is over.
+	var closeErr error
+	returned := false
+	select {
+	case closeErr = <-closed:
+		returned = true
+	case <-time.After(2 * time.Second):
+	}
+	release()
+	if !returned {
+		select {
+		case closeErr = <-closed:
+		case <-time.After(closeBound):
+			t.Fatalf("%s: Close of a member in its first join did not return within %v of the group's rebalance being released", e.rule, closeBound)
+		}
+	}
+	assert.NoError(t, closeErr, "%s: Close", e.rule)
+	e.eventuallyf(noGhost, func() bool { return len(a.Assignment()) == 2 && e.stableWith(e.cluster, group, 1) }, func() string {
+		return fmt.Sprintf("within %v of the rebalance being released, the remaining member owns every partition alone in a stable group: owns %v, %d members (a member left behind by the closed one's join is expelled only at its session timeout)",
+			noGhost, a.Assignment(), e.members(group))
+	})
 }

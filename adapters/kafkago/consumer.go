@@ -101,6 +101,11 @@ func (b *Backend) OpenConsumer(ctx context.Context, cfg driver.ConsumerConfig) (
 	if gc.Dialer == nil {
 		gc.Dialer = c.dialer
 	}
+	c.conns.known = func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.member != ""
+	}
 	gc.Dialer = watchingDialer(gc.Dialer, &c.conns, func(code int16) {
 		if lostCode(code) {
 			c.hbLost.Store(true)
@@ -453,7 +458,8 @@ func (c *consumer) Close(ctx context.Context) error {
 		}
 	}()
 	// A JoinGroup or SyncGroup in flight would hold cg.Close until the
-	// group completes its rebalance: cut it (lost.go groupConns).
+	// group completes its rebalance: cut it, unless it is the member's
+	// first join (lost.go groupConns).
 	c.conns.abort()
 	select {
 	case <-done:
@@ -466,9 +472,8 @@ func (c *consumer) Close(ctx context.Context) error {
 
 // leave sends LeaveGroup for the member id of the last generation, after
 // Close cut a JoinGroup or SyncGroup of it: kafka.ConsumerGroup, whose join
-// failed, forgets the id and leaves nothing. A member that never completed
-// a join has no id to leave with; the coordinator drops it when its
-// session times out.
+// failed, forgets the id and leaves nothing. A member's first join, which
+// has no id to leave with, is never cut (lost.go groupConns).
 func (c *consumer) leave(ctx context.Context) {
 	c.mu.Lock()
 	member := c.member

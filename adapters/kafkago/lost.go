@@ -44,12 +44,27 @@ func lostCode(code int16) bool {
 // member closed during a rebalance that another member holds up would
 // wait, its Close give up, and the member, still joining in the
 // background, be assigned partitions it never reads.
+//
+// Only a member that knows its member id is cut, because it can then
+// leave with it. kafka-go joins with JoinGroup v1, which gets the id of a
+// new member only in the response: a first join cut in flight would leave
+// the coordinator a member that no client knows, which it expels only at
+// its session timeout (never, on kfake, which arms that timer when a
+// response reaches the member), and which holds every rebalance until
+// then. A first join is left to finish: kafka-go then leaves with the id
+// it got (consumergroup.go run, ErrGroupClosed), and Close waits for that
+// until its deadline.
 type groupConns struct {
 	mu      sync.Mutex
 	conns   map[*watchedConn]struct{}
 	closing bool
 	aborted bool // a join or sync was cut by abort
+	// known reports whether the member id is known (consumer.member).
+	known func() bool
 }
+
+// cuttable reports whether a join or sync in flight may be cut.
+func (g *groupConns) cuttable() bool { return g.known == nil || g.known() }
 
 // abort cuts every JoinGroup and SyncGroup in flight, and any sent later,
 // by closing their connections; other requests (LeaveGroup, commits) pass.
@@ -63,6 +78,9 @@ func (g *groupConns) abort() {
 		conns = append(conns, c)
 	}
 	g.mu.Unlock()
+	if !g.cuttable() {
+		return
+	}
 	for _, c := range conns {
 		c.mu.Lock()
 		waiting := len(c.waits) > 0
@@ -207,7 +225,8 @@ func (c *watchedConn) Close() error {
 }
 
 // request sees the start of a request: api key, version, correlation id.
-// A JoinGroup or SyncGroup sent once the group is closing is cut at once.
+// A JoinGroup or SyncGroup sent once the group is closing is cut at once,
+// if the member id is known.
 func (c *watchedConn) request(b []byte) {
 	if len(b) < 8 {
 		return
@@ -218,7 +237,7 @@ func (c *watchedConn) request(b []byte) {
 		c.pending[corr] = int16(binary.BigEndian.Uint16(b[2:]))
 	case apiJoinGroup, apiSyncGroup:
 		c.waits[corr] = true
-		if c.group.isClosing() {
+		if c.group.isClosing() && c.group.cuttable() {
 			go c.group.cut(c) // c.mu is held
 		}
 	}

@@ -11,8 +11,8 @@ import (
 )
 
 func init() {
-	backends = append(backends, backend{"confluent", func(brokers []string) driver.Backend {
-		return confluent.New(polykafka.Connection{Brokers: brokers}, kafka.ConfigMap{
+	backends = append(backends, backend{"confluent", func(conn polykafka.Connection) driver.Backend {
+		return confluent.New(conn, kafka.ConfigMap{
 			"heartbeat.interval.ms": 250,
 			"session.timeout.ms":    6000,
 		})

@@ -122,20 +122,27 @@ func (p *steadyProducer) values() []string {
 // member is one running consumer of a group.
 type member struct {
 	backend string
-	c       *consumer.Consumer
-	cancel  context.CancelFunc
-	done    chan error
+	// id is the member's client id (backend-n), which the broker shows
+	// next to its member id.
+	id     string
+	c      *consumer.Consumer
+	cancel context.CancelFunc
+	done   chan error
 	// cl and group: where the member is, to describe the group when a
 	// wait for it fails.
 	cl    *testcluster.Cluster
 	group string
 }
 
+// memberSeq numbers the members' client ids.
+var memberSeq atomic.Int64
+
 func startMember(t *testing.T, cl *testcluster.Cluster, b backend, group, topic string, d *deliveries) *member {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
-	c, err := consumer.New(ctx, b.open(cl.Brokers()), group, []string{topic}, &consumer.Options{
+	id := fmt.Sprintf("%s-%d", b.name, memberSeq.Add(1))
+	c, err := consumer.New(ctx, b.open(polykafka.Connection{Brokers: cl.Brokers(), ClientID: id}), group, []string{topic}, &consumer.Options{
 		Initial:           discovery.Earliest,
 		DiscoveryInterval: 300 * time.Millisecond,
 		CommitInterval:    200 * time.Millisecond,
@@ -143,7 +150,7 @@ func startMember(t *testing.T, cl *testcluster.Cluster, b backend, group, topic 
 	})
 	require.NoError(t, err, "%s: consumer.New", b.name)
 	rctx, rcancel := context.WithCancel(context.Background())
-	m := &member{backend: b.name, c: c, cancel: rcancel, done: make(chan error, 1), cl: cl, group: group}
+	m := &member{backend: b.name, id: id, c: c, cancel: rcancel, done: make(chan error, 1), cl: cl, group: group}
 	go func() {
 		err := c.Run(rctx, d.handler)
 		if rctx.Err() == nil {
@@ -193,6 +200,10 @@ func describeGroup(ms []*member) string {
 	fmt.Fprintf(&b, "state %s, protocol %s, %d members:", g.State, g.Protocol, len(g.Members))
 	for _, m := range g.Members {
 		fmt.Fprintf(&b, " %s (%s, %s)", m.MemberID, m.ClientID, m.ClientHost)
+	}
+	b.WriteString("; the live members:")
+	for _, m := range ms {
+		fmt.Fprintf(&b, " %s owns %v", m.id, m.c.Assignment())
 	}
 	return b.String()
 }
@@ -368,7 +379,7 @@ func TestProducerSwitchKeepsKeys(t *testing.T) {
 	defer cancel()
 	ps := make([]*producer.Producer, len(backends))
 	for i, b := range backends {
-		p, err := producer.New(ctx, b.open(cl.Brokers()), &producer.Options{Logger: logger(t)})
+		p, err := producer.New(ctx, b.open(polykafka.Connection{Brokers: cl.Brokers()}), &producer.Options{Logger: logger(t)})
 		require.NoError(t, err, "%s: producer.New", b.name)
 		t.Cleanup(func() { _ = p.Close() })
 		ps[i] = p
@@ -416,7 +427,7 @@ func TestPositionsReadByEveryBackend(t *testing.T) {
 			m.stop(t) // commits 5 and 5, with the baseline (2 partitions)
 			for _, r := range backends {
 				ctx, cancel := context.WithTimeout(context.Background(), wait)
-				adm, ok := r.open(cl.Brokers()).(driver.Administrator)
+				adm, ok := r.open(polykafka.Connection{Brokers: cl.Brokers()}).(driver.Administrator)
 				require.True(t, ok, "%s: backend has an admin", r.name)
 				a, err := adm.OpenAdmin(ctx, driver.AdminConfig{Logger: logger(t)})
 				require.NoError(t, err, "%s: OpenAdmin", r.name)
