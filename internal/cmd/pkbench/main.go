@@ -61,7 +61,7 @@ func main() {
 	flag.StringVar(&c.backends, "backends", "franz,sarama,kafka-go,confluent", "backends to run")
 	flag.StringVar(&c.paths, "paths", "produce,consume", "record paths to run")
 	flag.StringVar(&c.sides, "sides", "raw,polykafka", "sides to run (one side only: for profiling)")
-	flag.StringVar(&c.variant, "variant", "", "case variant of the go test benchmarks (kafka-go: unbounded, record; franz: record; consume: batch); the table's default is none")
+	flag.StringVar(&c.variant, "variant", "", "case variant of the go test benchmarks (kafka-go: unbounded, record; franz: record; consume: batch; produce: reuse, the polykafka side reusing its Records after their callbacks); the table's default is none")
 	flag.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.StringVar(&c.memProfile, "memprofile", "", "write an allocation profile (one sample per 4 KiB allocated) to this file")
 	flag.Parse()
