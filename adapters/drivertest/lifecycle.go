@@ -271,6 +271,22 @@ func (f *firstAssigned) first() ([]polykafka.TopicPartition, bool) {
 	return f.tps, f.got
 }
 
+// joinWaitSetup starts a case in which a member's JoinGroup waits for a
+// member slow to give its partitions back (classic protocol only): a
+// topic of 2 partitions, a group, and a revocation hold with its release
+// (idempotent, and called at the end of the test).
+func (e *env) joinWaitSetup(t *testing.T) (topic, group string, hold *revokeHold, release func()) {
+	t.Helper()
+	if e.h.GroupProtocol == consumer.GroupProtocolConsumer {
+		t.Skip("classic protocol only: under KIP-848 a member joins by heartbeat and never waits for the others")
+	}
+	hold = newRevokeHold()
+	var once sync.Once
+	release = func() { once.Do(func() { close(hold.release) }) }
+	t.Cleanup(release)
+	return e.cluster.Topic(t, 2), e.cluster.Group(t), hold, release
+}
+
 // testCloseDuringJoin: a member closed while its JoinGroup waits for the
 // rest of the group (here a member slow to give its partitions back)
 // returns promptly and leaves the group: it neither waits for the join to
@@ -282,19 +298,7 @@ func (f *firstAssigned) first() ([]polykafka.TopicPartition, bool) {
 // so that every JoinGroup of the group after it is that member's (on the
 // embedded cluster the case waits for it to arrive).
 func testCloseDuringJoin(t *testing.T, e *env) {
-	if e.h.GroupProtocol == consumer.GroupProtocolConsumer {
-		t.Skip("classic protocol only: under KIP-848 a member joins by heartbeat and never waits for the others")
-	}
-	topic, group := e.cluster.Topic(t, 2), e.cluster.Group(t)
-	hold := newRevokeHold()
-	released := false
-	release := func() {
-		if !released {
-			released = true
-			close(hold.release)
-		}
-	}
-	t.Cleanup(release)
+	topic, group, hold, release := e.joinWaitSetup(t)
 	nothing := func(context.Context, polykafka.Record) error { return nil }
 	after := &firstAssigned{}
 	aGrew := &grewTo{n: 4, ch: make(chan struct{})}
@@ -358,19 +362,7 @@ func testCloseDuringJoin(t *testing.T, e *env) {
 // migration found it: a member stopped while it was still joining held
 // the group for minutes.
 func testCloseDuringFirstJoin(t *testing.T, e *env) {
-	if e.h.GroupProtocol == consumer.GroupProtocolConsumer {
-		t.Skip("classic protocol only: under KIP-848 a member joins by heartbeat and never waits for the others")
-	}
-	topic, group := e.cluster.Topic(t, 2), e.cluster.Group(t)
-	hold := newRevokeHold()
-	released := false
-	release := func() {
-		if !released {
-			released = true
-			close(hold.release)
-		}
-	}
-	t.Cleanup(release)
+	topic, group, hold, release := e.joinWaitSetup(t)
 	nothing := func(context.Context, polykafka.Record) error { return nil }
 	a := e.newConsumer(group, []string{topic}, &consumer.Options{Hooks: []any{hold}})
 	e.run(a, nothing)
