@@ -168,6 +168,7 @@ func watchingDialer(d *kafka.Dialer, group *groupConns, note func(code int16), m
 		wc.out = frameScanner{capture: 8, frame: wc.request}
 		wc.in = frameScanner{capture: 10, frame: wc.response}
 		wc.join.member = member
+		wc.join.refuse = func() bool { return group.isClosing() && group.cuttable() }
 		group.add(wc)
 		return wc, nil
 	}
@@ -191,23 +192,33 @@ type watchedConn struct {
 }
 
 // Write hands p on with the JoinGroup subscriptions relabeled
-// (subscription.go). A JoinGroup request is held until its last byte is
-// written; p counts as written once handed on.
+// (subscription.go). A JoinGroup or SyncGroup request is held until its
+// last byte is written; p counts as written once handed on. Once the group
+// is closing, a JoinGroup or SyncGroup of a member whose id is known is
+// not sent: the connection is cut instead.
 func (c *watchedConn) Write(p []byte) (int, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	b := c.join.process(p)
-	if len(b) == 0 { // all held: a frame's first bytes, or an incomplete JoinGroup
-		return len(p), nil
+	if len(b) > 0 {
+		n, err := c.Conn.Write(b)
+		c.mu.Lock()
+		c.out.feed(b[:n])
+		c.mu.Unlock()
+		if err != nil {
+			return 0, err
+		}
 	}
-	n, err := c.Conn.Write(b)
-	c.mu.Lock()
-	c.out.feed(b[:n])
-	c.mu.Unlock()
-	if err != nil {
-		return 0, err
+	if c.join.dropped {
+		// A JoinGroup or SyncGroup of a closing group, refused before it
+		// was sent: the coordinator never sees a request its member
+		// abandons. (kfake counts a member waiting in a SyncGroup as
+		// joining when it leaves, and then waits a rebalance timeout
+		// for a join that never comes.)
+		c.group.cut(c)
+		return 0, net.ErrClosed
 	}
-	return len(p), nil
+	return len(p), nil // all held, or handed on
 }
 
 func (c *watchedConn) Read(p []byte) (int, error) {

@@ -36,6 +36,12 @@ type joinRelabeler struct {
 	// member, if set, is told the member id of every JoinGroup and
 	// SyncGroup request that carries one (lost.go: the id to leave with).
 	member func(id string)
+	// refuse, if set, is asked about every complete JoinGroup and
+	// SyncGroup frame (after member): a frame it refuses is not handed
+	// on, and dropped is set (lost.go: a closing group's connection is
+	// cut instead of sending it).
+	refuse  func() bool
+	dropped bool
 }
 
 // process takes the bytes of one Write and returns the bytes to write now:
@@ -62,7 +68,7 @@ func (r *joinRelabeler) process(p []byte) []byte {
 			continue
 		}
 		key := int16(binary.BigEndian.Uint16(r.buf[4:]))
-		if key != apiJoinGroup && (key != apiSyncGroup || r.member == nil) {
+		if key != apiJoinGroup && (key != apiSyncGroup || (r.member == nil && r.refuse == nil)) {
 			r.pass = total
 			continue
 		}
@@ -77,6 +83,11 @@ func (r *joinRelabeler) process(p []byte) []byte {
 		}
 		if id != "" && r.member != nil {
 			r.member(id)
+		}
+		if r.refuse != nil && r.refuse() {
+			r.dropped = true
+			r.buf = r.buf[total:]
+			continue
 		}
 		out = append(out, r.buf[:total]...)
 		r.buf = r.buf[total:]
