@@ -224,11 +224,7 @@ func (c *consumer) forgotten() {
 			if err == nil || errors.Is(err, kafka.UnknownMemberId) || c.ctx.Err() != nil {
 				return
 			}
-			t := time.NewTimer(c.joinBackoff)
-			select {
-			case <-t.C:
-			case <-c.ctx.Done():
-				t.Stop()
+			if !backoff.Sleep(c.ctx, c.joinBackoff) {
 				return
 			}
 		}

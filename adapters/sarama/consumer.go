@@ -22,6 +22,7 @@ import (
 
 	"github.com/polykafka/polykafka"
 	"github.com/polykafka/polykafka/adapters/driver"
+	"github.com/polykafka/polykafka/internal/backoff"
 )
 
 // queueLimit is how many messages of one partition wait for Fetch before
@@ -223,11 +224,7 @@ func (c *consumer) run() {
 		// Re-enter after sarama's own rebalance backoff so that a
 		// persistent error does not spin.
 		c.pushErr(err)
-		t := time.NewTimer(c.backoff)
-		select {
-		case <-t.C:
-		case <-c.runCtx.Done():
-			t.Stop()
+		if !backoff.Sleep(c.runCtx, c.backoff) {
 			return
 		}
 	}

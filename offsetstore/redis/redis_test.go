@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"sync"
 	"testing"
@@ -246,30 +245,7 @@ func TestClosedClientIsClosed(t *testing.T) {
 // (ContextTimeoutEnabled off, long read timeout): both must return the
 // context's error by its deadline.
 func TestContextHonoured(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			conn, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, conn)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		_ = l.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			_ = c.Close()
-		}
-	})
-	c := redis.NewClient(&redis.Options{Addr: l.Addr().String(), ReadTimeout: 5 * time.Second, MaxRetries: -1, Protocol: 2, DisableIdentity: true})
+	c := redis.NewClient(&redis.Options{Addr: testcluster.SilentAddress(t), ReadTimeout: 5 * time.Second, MaxRetries: -1, Protocol: 2, DisableIdentity: true})
 	defer c.Close()
 	s := newStore(t, c, nil)
 
@@ -289,7 +265,7 @@ func TestContextHonoured(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	_, err = s.Load(ctx, "g", "t")
+	_, err := s.Load(ctx, "g", "t")
 	assert.Equal(t, context.Canceled, err, "a cancelled context fails at once")
 }
 
